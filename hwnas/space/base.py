@@ -4,7 +4,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -99,22 +99,42 @@ class SearchSpace(abc.ABC):
         return self.validate(value if isinstance(value, Arch) else Arch.from_dict(value))
 
     # --- codes ----------------------------------------------------------------------------------
-    def encode(self, archs: Iterable[Arch | dict[str, Any]] | Arch | dict[str, Any]) -> np.ndarray:
-        """int32 codes ``[N, S]`` for archs (or OFA dicts), validating each."""
-        if isinstance(archs, (Arch, dict)):
+    def encode(self, archs: Iterable[Arch | Mapping[str, Any]] | Arch | Mapping[str, Any]) -> np.ndarray:
+        """int32 codes ``[N, S]`` for archs (or OFA dicts), validating each.
+
+        Vectorised: values are gathered once and mapped to choice indices with ``searchsorted``; if
+        anything is off, the per-arch path runs to raise the precise error.
+        """
+        if isinstance(archs, (Arch, Mapping)):
             archs = [archs]
-        index = (
-            {v: i for i, v in enumerate(self.ks)},
-            {v: i for i, v in enumerate(self.expand)},
-            {v: i for i, v in enumerate(self.depth)},
-            {v: i for i, v in enumerate(self.resolutions)},
-        )
-        rows = []
-        for item in archs:
-            arch = self.arch(item)
-            rows.append([index[0][v] for v in arch.ks] + [index[1][v] for v in arch.e]
-                        + [index[2][v] for v in arch.d] + [index[3][arch.r]])
-        return np.asarray(rows, dtype=np.int32).reshape(len(rows), self.num_codes)
+        archs = list(archs)
+        try:
+            return self._encode_fast(archs)
+        except (ValueError, TypeError, KeyError):
+            pass
+        rows = [self.arch(item) for item in archs]  # raises the precise error
+        return self._encode_fast(rows)
+
+    def _encode_fast(self, archs: list[Arch | Mapping[str, Any]]) -> np.ndarray:
+        def genes(item: Arch | Mapping[str, Any]) -> tuple[Any, Any, Any, Any]:
+            if isinstance(item, Arch):
+                return item.ks, item.e, item.d, item.r
+            r = item["r"] if "r" in item else item["image_size"]
+            return item["ks"], item["e"], item["d"], r
+
+        columns = list(zip(*map(genes, archs))) if archs else [(), (), (), ()]
+        parts = []
+        for values, choices, width in ((columns[0], self.ks, self.num_blocks), (columns[1], self.expand, self.num_blocks),
+                                       (columns[2], self.depth, self.num_stages), (columns[3], self.resolutions, 1)):
+            array = np.asarray(values, dtype=np.float64).reshape(len(archs), -1)
+            if array.shape[1] != width:
+                raise ValueError("wrong length")
+            allowed = np.asarray(choices, dtype=np.float64)
+            index = np.searchsorted(allowed, array).clip(0, len(allowed) - 1)
+            if not np.array_equal(allowed[index], array):
+                raise ValueError("value not allowed")
+            parts.append(index)
+        return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.int32).reshape(len(archs), self.num_codes)
 
     def check_codes(self, codes: np.ndarray) -> np.ndarray:
         """Return codes as a C-contiguous int32 ``[N, S]`` array, or ValueError naming the bad cell."""

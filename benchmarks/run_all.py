@@ -1,0 +1,58 @@
+"""``make bench``: run every benchmark script and rewrite benchmarks/RESULTS.md from what they print.
+
+Each script prints its own markdown section with ratios against a baseline it ran side by side; this
+runner only adds the machine header, so the file never holds a number nobody measured.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> int:
+    scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
+    sections = []
+    failed = []
+    for script in scripts:
+        print(f"running {script.name} ...", flush=True)
+        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=HERE.parent)
+        if result.returncode != 0:
+            failed.append(script.name)
+            sections.append(f"## {script.name}\n\nFAILED (exit {result.returncode}):\n\n```\n{result.stderr[-3000:]}\n```\n")
+        else:
+            sections.append(result.stdout.strip() + "\n")
+    import torch
+
+    header = (
+        "# Benchmark results\n\n"
+        f"Written by `make bench` on {dt.date.today().isoformat()}: {cpu_model()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, torch {torch.__version__}. Every ratio compares two methods run "
+        "side by side in the same process; absolute numbers move with machine load (noted per section).\n"
+    )
+    text = header + "\n" + "\n".join(sections)
+    with tempfile.NamedTemporaryFile("w", dir=HERE, delete=False, suffix=".tmp") as handle:
+        handle.write(text)
+    os.replace(handle.name, HERE / "RESULTS.md")
+    print(f"wrote {HERE / 'RESULTS.md'}" + (f"; FAILED: {failed}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

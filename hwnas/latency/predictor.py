@@ -1,0 +1,82 @@
+"""``LatencyPredictor``: a (space, table) pair compiled into dense native arrays.
+
+Predicting one arch is a handful of table reads in C++ (``fixed[r] + Σ active blocks``, then the
+table's calibration). ``expected`` gives the exact expected latency and its gradient under independent
+categorical distributions over each choice, which is what gradient-based search needs.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .. import _C
+from ..space import Arch, SearchSpace
+from .table import LatencyTable
+
+ArchesLike = np.ndarray | Iterable[Arch | Mapping[str, Any]] | Arch | Mapping[str, Any]
+
+
+class LatencyPredictor:
+    """Latency (ms) of archs of ``space`` on the device ``table`` was measured on.
+
+    Resolutions the table does not cover are refused (``served_resolutions`` lists the others); a table
+    that covers a resolution only partly raises ``KeyError`` listing the missing op keys. Pass
+    ``resolutions=`` to demand specific resolutions.
+    """
+
+    def __init__(self, space: SearchSpace, table: LatencyTable, resolutions: Sequence[int] | None = None) -> None:
+        self.space = space
+        self.table = table
+        layout = space.lut_layout()
+        self._native = _C.Predictor(
+            table._native, layout["resolutions"], layout["fixed_keys"], layout["block_keys"],
+            layout["B"], layout["K"], layout["E"], layout["G"], layout["D"],
+            layout["block_stage"], layout["block_position"], layout["depth_values"],
+            [int(r) for r in resolutions] if resolutions else [],
+        )
+
+    @property
+    def served_resolutions(self) -> list[int]:
+        return list(self._native.served_resolutions)
+
+    @property
+    def resolution_mask(self) -> np.ndarray:
+        """Boolean mask over ``space.resolutions``: True where this predictor can answer."""
+        served = set(self.served_resolutions)
+        return np.array([r in served for r in self.space.resolutions])
+
+    @property
+    def calibration(self) -> tuple[float, float]:
+        """(scale, offset) applied to every op sum."""
+        return float(self._native.scale), float(self._native.offset)
+
+    def codes(self, archs: ArchesLike) -> np.ndarray:
+        """int32 codes for archs or dicts; an integer array passes through (the native side validates it)."""
+        if isinstance(archs, np.ndarray) and archs.dtype.kind in "iu":
+            return archs
+        return self.space.encode(archs)
+
+    def predict(self, archs: ArchesLike, threads: int = 1) -> np.ndarray:
+        """Calibrated latency in ms, float64 ``[N]``; ``threads<=0`` uses every core for large batches."""
+        return self._native.predict(self.codes(archs), int(threads))
+
+    def predict_one(self, arch: Arch | Mapping[str, Any]) -> float:
+        return float(self.predict([arch])[0])
+
+    def expected(self, ks: np.ndarray, e: np.ndarray, d: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, ...]:
+        """E[latency] and its gradients for batched probabilities ``ks[N,B,K], e[N,B,E], d[N,G,D], r[N,R]``.
+
+        Returns ``(E[N], dE/dks, dE/de, dE/dd, dE/dr)``; the resolution axis is ``space.resolutions``
+        and must put zero mass on resolutions outside ``served_resolutions``.
+        """
+        arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (ks, e, d, r)]
+        return self._native.expected(*arrays)
+
+    def dense(self) -> tuple[np.ndarray, np.ndarray]:
+        """The compiled arrays: fixed term per resolution ``[R]`` and block costs ``[R, B, K, E]`` (uncalibrated)."""
+        return self._native.dense()
+
+    def __repr__(self) -> str:
+        return (f"LatencyPredictor(space={self.space.name!r}, device={self.table.metadata.get('device')!r}, "
+                f"resolutions={self.served_resolutions})")

@@ -1,0 +1,153 @@
+"""``LatencyTable``: measured cost of every operator on one device, backed by the native ``_C.Table``.
+
+On disk it is versioned JSON (see docs/lut_format.md), written atomically by the C++ core; nothing is
+ever unpickled. Metadata records what was measured and how: device, runtime, precision, batch, the
+measurement protocol, the space hash and an optional calibration ``{scale, offset, validation}``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .. import _C
+
+SCHEMA_VERSION = 1
+STAT_FIELDS = ("mean", "median", "std", "p5", "p95", "min")
+
+
+def make_metadata(
+    device: str = "unknown",
+    runtime: Mapping[str, Any] | None = None,
+    precision: str = "fp32",
+    batch: int = 1,
+    protocol: Mapping[str, Any] | None = None,
+    space_hash: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The metadata every table carries; unknown fields are explicit nulls rather than absent."""
+    from .. import __version__
+
+    runtime = {"name": "unknown", "version": None, "provider": None, "threads": None, **(runtime or {})}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "device": device,
+        "runtime": runtime,
+        "precision": precision,
+        "batch": int(batch),
+        "units": "ms",
+        "protocol": dict(protocol or {}),
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "hwnas_version": __version__,
+        "space_hash": space_hash,
+        "calibration": None,
+        **extra,
+    }
+
+
+class LatencyTable:
+    """Operator key → latency statistics (ms) plus metadata. Mutating methods change it in place."""
+
+    def __init__(self, native: "_C.Table | None" = None, metadata: Mapping[str, Any] | None = None) -> None:
+        self._native = native if native is not None else _C.Table()
+        if metadata is not None:
+            self.metadata = dict(metadata)
+        elif native is None:
+            self.metadata = make_metadata()
+
+    # --- persistence ----------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "LatencyTable":
+        """Read a table; a missing, corrupt, truncated or wrong-version file raises naming file and reason."""
+        return cls(_C.Table.load(os.fspath(path)))
+
+    @classmethod
+    def loads(cls, text: str, source: str = "<string>") -> "LatencyTable":
+        return cls(_C.Table.loads(text, source))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically (temp file + rename): a crash never leaves a half-written table."""
+        self._native.save(os.fspath(path))
+
+    def dumps(self) -> str:
+        return self._native.dumps()
+
+    @classmethod
+    def import_ofa(cls, paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], **metadata: Any) -> "LatencyTable":
+        """Import OFA / ProxylessNAS lookup tables (YAML or JSON ``{key: {count, mean, std|var}}``)."""
+        from .ofa_import import import_ofa_tables
+
+        return import_ofa_tables(paths, **metadata)
+
+    # --- metadata -------------------------------------------------------------------------------
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return json.loads(self._native.metadata_json())
+
+    @metadata.setter
+    def metadata(self, value: Mapping[str, Any]) -> None:
+        self._native.set_metadata_json(json.dumps(dict(value), allow_nan=False))
+
+    def update_metadata(self, **fields: Any) -> None:
+        self.metadata = {**self.metadata, **fields}
+
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        return self.metadata.get("calibration")
+
+    def set_calibration(self, scale: float, offset: float, **report: Any) -> None:
+        """Store the end-to-end calibration ``latency ≈ scale · Σ ops + offset`` applied by predictors."""
+        self.update_metadata(calibration={"scale": float(scale), "offset": float(offset), **report})
+
+    # --- entries --------------------------------------------------------------------------------
+    def set(self, key: str, mean: float, n: int = 1, **stats: float | None) -> None:
+        """Add or replace one entry; stats not given (median, std, p5, p95, min) are unknown."""
+        unknown = set(stats) - set(STAT_FIELDS[1:])
+        if unknown:
+            raise ValueError(f"unknown statistic(s) {sorted(unknown)} for key {key!r}; allowed: {STAT_FIELDS[1:]}")
+        values = {name: math.nan if stats.get(name) is None else float(stats[name]) for name in STAT_FIELDS[1:]}
+        self._native.set(key, float(mean), n=int(n), **values)
+
+    def set_many(self, keys: list[str], stats: np.ndarray, counts: np.ndarray) -> None:
+        """Bulk insert: ``stats`` is float64 ``[N, 6]`` (mean, median, std, p5, p95, min; NaN = unknown)."""
+        self._native.set_many(list(keys), np.asarray(stats, dtype=np.float64), np.asarray(counts, dtype=np.int64))
+
+    def get(self, key: str) -> dict[str, float | int | None]:
+        """Stats of one entry, with unknown values as None."""
+        stats = self._native.get(key)
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in stats.items()}
+
+    def mean(self, key: str) -> float:
+        return float(self._native.means([key])[0])
+
+    def means(self, keys: list[str]) -> np.ndarray:
+        return self._native.means(list(keys))
+
+    def keys(self) -> list[str]:
+        return self._native.keys()
+
+    def remove(self, key: str) -> None:
+        self._native.remove(key)
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        """Keys not in the table, in the given order."""
+        return self._native.missing(list(keys))
+
+    def merge(self, other: "LatencyTable", on_conflict: str = "error") -> None:
+        """Add ``other``'s entries; a differing duplicate is an error unless ``on_conflict`` is keep/replace."""
+        self._native.merge(other._native, on_conflict)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self._native
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+    def __repr__(self) -> str:
+        meta = self.metadata
+        runtime = meta.get("runtime") or {}
+        return f"LatencyTable({len(self)} entries, device={meta.get('device')!r}, runtime={runtime.get('name')!r})"

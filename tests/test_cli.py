@@ -1,0 +1,64 @@
+"""The ``hwnas lut`` commands, run as a user would (in-process and as a subprocess)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from hwnas.cli import main
+from hwnas.latency import LatencyPredictor, LatencyTable
+from hwnas.space import get_space
+from conftest import ROOT, random_table
+
+
+def test_import_info_predict_round_trip(note10_dir, tmp_path, capsys):
+    lut = tmp_path / "note10.json"
+    files = [str(p) for p in sorted(note10_dir.glob("*_lookup_table.yaml"))]
+    assert main(["lut", "import-ofa", *files, "-o", str(lut), "--space", "ofa-mbv3-w1.2",
+                 "--device", "Samsung Note10"]) == 0
+    assert "serves ofa-mbv3-w1.2 at resolutions [160" in capsys.readouterr().out
+    assert main(["lut", "info", str(lut), "--space", "ofa-mbv3-w1.2"]) == 0
+    info = capsys.readouterr().out
+    assert "Samsung Note10" in info and "calibration none" in info
+
+    space = get_space("ofa-mbv3-w1.2")
+    archs = [space.sample(np.random.default_rng(i)) for i in range(20)]
+    archs = [a for a in archs if a.r >= 160] or [space.max_arch()]
+    jsonl = tmp_path / "archs.jsonl"
+    jsonl.write_text("\n".join(json.dumps({**a.to_dict(), "image_size": a.r}) for a in archs) + "\n")
+    out = tmp_path / "pred.jsonl"
+    assert main(["lut", "predict", str(lut), "--space", "ofa-mbv3-w1.2", "--archs", str(jsonl), "-o", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    expected = LatencyPredictor(space, LatencyTable.load(lut)).predict(archs)
+    np.testing.assert_allclose([line["latency_ms"] for line in lines], expected, rtol=1e-12)
+    assert [line["r"] for line in lines] == [a.r for a in archs]
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "hwnas-latency-table"')
+    assert main(["lut", "info", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hwnas: error:") and "bad.json" in err
+
+    space = get_space("tiny-mbv3")
+    lut = tmp_path / "tiny.json"
+    random_table(space, seed=0).save(lut)
+    archs = tmp_path / "archs.jsonl"
+    archs.write_text(json.dumps(space.max_arch().to_dict()) + "\n" + '{"ks": [4]}\n')
+    assert main(["lut", "predict", str(lut), "--space", "tiny-mbv3", "--archs", str(archs)]) == 2
+    assert "archs.jsonl:2" in capsys.readouterr().err
+
+
+def test_console_entry_point_runs_as_a_module(tmp_path):
+    space = get_space("tiny-mbv3")
+    lut = tmp_path / "tiny.json"
+    random_table(space, seed=0).save(lut)
+    arch = space.min_arch()
+    result = subprocess.run([sys.executable, "-m", "hwnas", "lut", "predict", str(lut), "--space", "tiny-mbv3",
+                             "--archs", "-"], input=json.dumps(arch.to_dict()) + "\n", capture_output=True,
+                            text=True, cwd=ROOT, check=True)
+    latency = json.loads(result.stdout)["latency_ms"]
+    assert latency == LatencyPredictor(space, LatencyTable.load(lut)).predict_one(arch)

@@ -1,0 +1,81 @@
+"""LatencyPredictor: exact sums, calibration, coverage errors, code validation and thread safety."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from hwnas.latency import LatencyPredictor
+from hwnas.space import get_space
+from conftest import python_sum, random_table
+
+
+@pytest.mark.parametrize("name", ["tiny-mbv3", "ofa-mbv3-w1.0"])
+def test_predict_equals_python_key_sum(name):
+    space = get_space(name, resolutions=(24, 32, 40)) if name != "tiny-mbv3" else get_space(name)
+    table = random_table(space, seed=2)
+    predictor = LatencyPredictor(space, table)
+    archs = [space.sample(np.random.default_rng(i)) for i in range(300)] + [space.min_arch(), space.max_arch()]
+    np.testing.assert_allclose(predictor.predict(archs), [python_sum(space, table, a) for a in archs], rtol=1e-12)
+    np.testing.assert_allclose(predictor.predict([a.to_dict() for a in archs]), predictor.predict(archs))
+
+
+def test_calibration_is_applied():
+    space = get_space("tiny-mbv3")
+    raw = LatencyPredictor(space, random_table(space, seed=4))
+    calibrated = LatencyPredictor(space, random_table(space, seed=4, calibration=(1.2, 0.3)))
+    codes = space.sample_codes(100, 0)
+    np.testing.assert_allclose(calibrated.predict(codes), 1.2 * raw.predict(codes) + 0.3, rtol=1e-12)
+    assert calibrated.calibration == (1.2, 0.3)
+
+
+def test_missing_keys_are_listed():
+    space = get_space("tiny-mbv3")
+    table = random_table(space, seed=5)
+    dropped = [sig.key for sig in space.all_signatures([32]) if sig.kind == "expanded_conv"][:2]
+    for key in dropped:
+        table.remove(key)
+    with pytest.raises(KeyError) as info:
+        LatencyPredictor(space, table)
+    assert all(key in str(info.value) for key in dropped)
+
+
+def test_partial_coverage_serves_the_covered_resolutions():
+    space = get_space("tiny-mbv3")
+    predictor = LatencyPredictor(space, random_table(space, resolutions=[24, 40], seed=6))
+    assert predictor.served_resolutions == [24, 40]
+    assert predictor.resolution_mask.tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="resolution 32 is not covered"):
+        predictor.predict([space.max_arch(32)])
+
+
+def test_out_of_range_codes_name_row_and_field():
+    space = get_space("tiny-mbv3")
+    predictor = LatencyPredictor(space, random_table(space, seed=7))
+    codes = space.sample_codes(10, 0)
+    codes[4, 3] = 9
+    with pytest.raises(ValueError, match=r"row 4: ks\[3\] code 9"):
+        predictor.predict(codes)
+    with pytest.raises(ValueError, match=r"shape"):
+        predictor.predict(codes[:, :-1])
+
+
+def test_concurrent_callers_get_identical_results():
+    space = get_space("ofa-mbv3-w1.0", resolutions=(160, 192, 224))
+    predictor = LatencyPredictor(space, random_table(space, seed=8))
+    codes = space.sample_codes(200_000, 1)
+    reference = predictor.predict(codes)
+    results: list[np.ndarray] = [None] * 4  # type: ignore[list-item]
+
+    def work(i: int) -> None:
+        results[i] = predictor.predict(codes, threads=1 + i % 2)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for result in results:
+        np.testing.assert_array_equal(result, reference)
+    np.testing.assert_array_equal(predictor.predict(codes, threads=0), reference)
