@@ -160,11 +160,13 @@ std::unique_ptr<LatencyPredictor> make_predictor(const LatencyTable& table, std:
                                                  std::vector<std::string> block_keys, int B, int K, int E, int G,
                                                  int D, std::vector<int> block_stage,
                                                  std::vector<int> block_position, std::vector<int> depth_values,
-                                                 std::vector<int> strict_resolutions) {
+                                                 std::vector<int> strict_resolutions,
+                                                 std::vector<std::vector<double>> fixed_io,
+                                                 std::vector<double> block_io) {
   hwnas::PredictorLayout layout{std::move(resolutions), std::move(fixed_keys),    std::move(block_keys),
                                 B, K, E, G, D,
                                 std::move(block_stage),  std::move(block_position), std::move(depth_values),
-                                std::move(strict_resolutions)};
+                                std::move(strict_resolutions), std::move(fixed_io), std::move(block_io)};
   const LatencyTable snapshot = table;  // see save()
   py::gil_scoped_release release;
   return std::make_unique<LatencyPredictor>(snapshot, layout);
@@ -295,10 +297,17 @@ PYBIND11_MODULE(_C, m) {
       .def(py::init(&make_predictor), py::arg("table"), py::arg("resolutions"), py::arg("fixed_keys"),
            py::arg("block_keys"), py::arg("B"), py::arg("K"), py::arg("E"), py::arg("G"), py::arg("D"),
            py::arg("block_stage"), py::arg("block_position"), py::arg("depth_values"),
-           py::arg("strict_resolutions") = std::vector<int>{})
+           py::arg("strict_resolutions") = std::vector<int>{},
+           py::arg("fixed_io") = std::vector<std::vector<double>>{}, py::arg("block_io") = std::vector<double>{})
       .def_property_readonly("served_resolutions", &LatencyPredictor::served_resolutions)
-      .def_property_readonly("scale", &LatencyPredictor::scale)
-      .def_property_readonly("offset", &LatencyPredictor::offset)
+      .def_property_readonly("calibration",
+                             [](const LatencyPredictor& p) {
+                               const hwnas::Calibration& c = p.calibration();
+                               py::dict d;
+                               d["scale"] = c.scale, d["offset"] = c.offset;
+                               d["per_op"] = c.per_op, d["per_element"] = c.per_element;
+                               return d;
+                             })
       .def_property_readonly("num_codes", &LatencyPredictor::num_codes)
       .def_property_readonly("dims",
                              [](const LatencyPredictor& p) {

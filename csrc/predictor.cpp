@@ -69,6 +69,11 @@ void validate_layout(const PredictorLayout& l) {
   check_size("block_stage", l.block_stage.size(), l.B);
   check_size("block_position", l.block_position.size(), l.B);
   check_size("depth_values", l.depth_values.size(), l.D);
+  if (!l.block_io.empty()) check_size("block_io", l.block_io.size(), dense);
+  if (!l.fixed_io.empty()) {
+    check_size("fixed_io", l.fixed_io.size(), R);
+    for (int r = 0; r < R; ++r) check_size("fixed_io[r]", l.fixed_io[r].size(), l.fixed_keys[r].size());
+  }
   check_each_in("block_stage", l.block_stage, 0, l.G);
   check_each_in("block_position", l.block_position, 0, kMaxDim);
   check_each_in("depth_values", l.depth_values, 0, kMaxDim);
@@ -139,11 +144,16 @@ std::vector<uint8_t> coverage(const LatencyTable& table, const PredictorLayout& 
   return served;
 }
 
-// (scale, offset) from the table's metadata; validated when the table accepted it.
-std::pair<double, double> calibration(const LatencyTable& table) {
+// The calibration in the table's metadata (validated when the table accepted it); identity if none.
+Calibration read_calibration(const LatencyTable& table) {
+  Calibration out;
   const json::Value* cal = table.metadata().find("calibration");
-  if (!cal || !cal->is_object()) return {1.0, 0.0};
-  return {cal->find("scale")->as_number(), cal->find("offset")->as_number()};
+  if (!cal || !cal->is_object()) return out;
+  out.scale = cal->find("scale")->as_number();
+  out.offset = cal->find("offset")->as_number();
+  if (const json::Value* v = cal->find("per_op")) out.per_op = v->as_number();
+  if (const json::Value* v = cal->find("per_element")) out.per_element = v->as_number();
+  return out;
 }
 
 // Name of code column s: "ks[b]", "e[b]", "d[g]" or "r".
@@ -186,7 +196,9 @@ void LatencyPredictor::compile(const LatencyTable& table, const PredictorLayout&
   resolutions_ = l.resolutions;
   block_stage_ = l.block_stage;
   served_ = coverage(table, l);
-  std::tie(scale_, offset_) = calibration(table);
+  calibration_ = read_calibration(table);
+  const Calibration& c = calibration_;
+  const auto calibrated = [&c](double mean, double io) { return c.scale * mean + c.per_op + c.per_element * io; };
 
   const int R = this->R();
   const int per_r = B_ * K_ * E_;
@@ -195,10 +207,14 @@ void LatencyPredictor::compile(const LatencyTable& table, const PredictorLayout&
   for (int r = 0; r < R; ++r) {
     if (!served_[r]) continue;
     const int res = resolutions_[r];
-    double sum = 0;
-    for (const std::string& key : l.fixed_keys[r]) sum += lookup(table, key, res)->mean;
+    double sum = c.offset;
+    for (std::size_t j = 0; j < l.fixed_keys[r].size(); ++j) {
+      sum += calibrated(lookup(table, l.fixed_keys[r][j], res)->mean, l.fixed_io.empty() ? 0.0 : l.fixed_io[r][j]);
+    }
     fixed_[r] = sum;
-    for (int i = r * per_r; i < (r + 1) * per_r; ++i) block_[i] = lookup(table, l.block_keys[i], res)->mean;
+    for (int i = r * per_r; i < (r + 1) * per_r; ++i) {
+      block_[i] = calibrated(lookup(table, l.block_keys[i], res)->mean, l.block_io.empty() ? 0.0 : l.block_io[i]);
+    }
   }
 
   active_.assign(static_cast<std::size_t>(B_) * D_, 0.0);
@@ -247,7 +263,7 @@ int64_t LatencyPredictor::predict_rows(const int32_t* codes, int64_t begin, int6
     for (int b = 0; b < B; ++b) {
       sum += blk[b * KE + ks[b] * E + es[b]] * active[b * D + ds[stage[b]]];
     }
-    out[i] = scale_ * sum + offset_;
+    out[i] = sum;
   }
   return -1;
 }
@@ -309,8 +325,8 @@ void LatencyPredictor::validate_distribution(const double* pk, const double* pe,
 }
 
 // With A_b = P(slot b active), W_b[k][e] = sum_r pr_r block[r][b][k][e] and
-// M_b = sum_ke pk_bk pe_be W_b[k][e], the expectation is
-//   scale * (sum_r pr_r fixed_r + sum_b A_b M_b) + offset,
+// M_b = sum_ke pk_bk pe_be W_b[k][e] (calibrated values; fixed_r holds the offset), the expectation is
+//   sum_r pr_r fixed_r + sum_b A_b M_b,
 // which is linear in each probability, so every partial derivative is a coefficient below.
 void LatencyPredictor::expected(const double* pk, const double* pe, const double* pd, const double* pr, int64_t n,
                                 double* out, double* gk, double* ge, double* gd, double* gr) const {
@@ -347,21 +363,21 @@ void LatencyPredictor::expected(const double* pk, const double* pe, const double
       for (int k = 0; k < K; ++k) {
         double along_e = 0;  // sum_e pe W[k][e]
         for (int e = 0; e < E; ++e) along_e += peb[e] * w[k * E + e];
-        gk_i[b * K + k] = scale_ * A[b] * along_e;
+        gk_i[b * K + k] = A[b] * along_e;
         M[b] += pkb[k] * along_e;
       }
       for (int e = 0; e < E; ++e) {
         double along_k = 0;  // sum_k pk W[k][e]
         for (int k = 0; k < K; ++k) along_k += pkb[k] * w[k * E + e];
-        ge_i[b * E + e] = scale_ * A[b] * along_k;
+        ge_i[b * E + e] = A[b] * along_k;
       }
       blocks_part += A[b] * M[b];
     }
-    out[i] = scale_ * (fixed_part + blocks_part) + offset_;
+    out[i] = fixed_part + blocks_part;
 
     std::fill(gd_i, gd_i + G * D, 0.0);
     for (int b = 0; b < B; ++b) {
-      for (int d = 0; d < D; ++d) gd_i[block_stage_[b] * D + d] += scale_ * active_[b * D + d] * M[b];
+      for (int d = 0; d < D; ++d) gd_i[block_stage_[b] * D + d] += active_[b * D + d] * M[b];
     }
 
     for (int r = 0; r < R; ++r) {
@@ -378,7 +394,7 @@ void LatencyPredictor::expected(const double* pk, const double* pe, const double
         }
         total += A[b] * m;
       }
-      gr_i[r] = scale_ * total;
+      gr_i[r] = total;
     }
   }
 }

@@ -21,6 +21,17 @@ struct PredictorLayout {
   std::vector<int> block_position;                // [B] index of the slot inside its stage
   std::vector<int> depth_values;                  // [D] depth of each depth choice
   std::vector<int> strict_resolutions;            // resolutions that must be covered (empty: auto)
+  // Tensor elements at each op's boundaries (input + output), parallel to fixed_keys / block_keys;
+  // used by the calibration's per_element term. Empty: all zero.
+  std::vector<std::vector<double>> fixed_io;
+  std::vector<double> block_io;
+};
+
+// latency ≈ Σ over the arch's ops of (scale·mean + per_op + per_element·io) + offset.
+// scale/offset absorb what whole networks pay differently from standalone ops; per_op and
+// per_element model the fixed and size-proportional costs a standalone op pays at its borders.
+struct Calibration {
+  double scale = 1.0, offset = 0.0, per_op = 0.0, per_element = 0.0;
 };
 
 // Immutable after construction: predict() and expected() are safe to call from many threads.
@@ -28,8 +39,9 @@ struct PredictorLayout {
 // Codes of one arch (int32, S = 2B + G + 1): [ks code per slot, e code per slot, d code per stage,
 // r code], each an index into its choice list. Slot b is active iff
 // depth_values[d[block_stage[b]]] > block_position[b].
-// Latency = scale * (fixed[r] + sum over active slots of block[r][b][k][e]) + offset, where the
-// calibration (scale, offset) comes from the table metadata (default 1, 0).
+// Latency = fixed[r] + sum over active slots of block[r][b][k][e], where the dense arrays hold
+// calibrated values (see Calibration; from the table metadata, default the identity) and fixed[r]
+// includes the offset.
 //
 // Keys are looked up as key + "@r<size>" first, then key. A resolution is served when all its keys
 // are found, skipped when none of its resolution-specific keys are (the table was not profiled at
@@ -45,10 +57,9 @@ class LatencyPredictor {
   int G() const { return G_; }
   int D() const { return D_; }
   int num_codes() const { return 2 * B_ + G_ + 1; }
-  double scale() const { return scale_; }
-  double offset() const { return offset_; }
+  const Calibration& calibration() const { return calibration_; }
   std::vector<int> served_resolutions() const;
-  double fixed_term(int r) const { return fixed_[r]; }  // NaN if r is not served
+  double fixed_term(int r) const { return fixed_[r]; }  // calibrated; NaN if r is not served
   double block_value(int r, int b, int k, int e) const { return block_[((r * B_ + b) * K_ + k) * E_ + e]; }
   const std::vector<double>& fixed_terms() const { return fixed_; }  // [R]
   const std::vector<double>& block_values() const { return block_; }  // [R][B][K][E]
@@ -72,7 +83,7 @@ class LatencyPredictor {
   std::vector<double> block_;        // [R][B][K][E]
   std::vector<double> active_;       // [B][D] 1 if depth choice d activates slot b, else 0
   std::vector<uint32_t> limits_;     // [S] exclusive upper bound of each code
-  double scale_ = 1.0, offset_ = 0.0;
+  Calibration calibration_;
 
   void compile(const LatencyTable& table, const PredictorLayout& layout);
   int64_t predict_rows(const int32_t* codes, int64_t begin, int64_t end, int64_t stride, double* out) const;

@@ -86,6 +86,74 @@ def _cmd_lut_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_ints(text: str | None) -> list[int] | None:
+    return None if not text else [int(v) for v in text.replace(",", " ").split()]
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from .latency.profiler import profile
+    from .latency.protocol import Protocol
+    from .latency.targets import get_target
+
+    space = get_space(args.space)
+    resolutions = _parse_ints(args.resolutions)
+    protocol = Protocol.quick() if args.quick else Protocol()
+    if args.bundle:
+        from .latency.remote.bundle import write_bundle
+
+        path = write_bundle(space, args.bundle, resolutions=resolutions, threads=args.threads, protocol=protocol)
+        print(f"wrote {path}: copy the folder to the device, run `python runner.py .` there, then "
+              f"`hwnas lut import-results {args.bundle}`")
+        return 0
+    if args.adb:
+        from .latency.remote.adb import profile_over_adb
+
+        table = profile_over_adb(space, args.adb, args.benchmark_model, args.output, resolutions=resolutions,
+                                 threads=args.threads)
+        print(f"wrote {Path(args.output) / 'lut.json'}: {len(table)} entries measured on {args.adb}")
+        return 0
+    if not args.output:
+        raise ValueError("profile needs -o DIR (or --bundle DIR / --adb SERIAL)")
+    table = profile(space, get_target(args.target, args.threads), args.output, resolutions=resolutions,
+                    protocol=protocol, passes=args.passes, seed=args.seed)
+    meta = table.metadata
+    print(f"wrote {Path(args.output) / 'lut.json'}: {len(table)} entries in {meta['profile_seconds']:.0f} s; "
+          f"{len(meta['unstable_keys'])} still unstable after re-measuring; next: hwnas lut validate {args.output}")
+    return 0
+
+
+def _cmd_lut_validate(args: argparse.Namespace) -> int:
+    from .latency import LatencyTable
+    from .latency.protocol import Protocol
+    from .latency.targets import get_target
+    from .latency.validate import validate
+
+    meta = LatencyTable.load(Path(args.dir) / "lut.json").metadata
+    space_name = args.space or meta.get("space")
+    target_name = args.target or meta.get("target")
+    threads = args.threads or (meta.get("runtime") or {}).get("threads") or 1
+    if not space_name or not target_name:
+        raise ValueError(f"{args.dir}/lut.json does not name its space/target; pass --space and --target")
+    report = validate(get_space(space_name), get_target(target_name, int(threads)), args.dir, n=args.n,
+                      resolutions=_parse_ints(args.resolutions), protocol=Protocol.quick() if args.quick else None,
+                      passes=args.passes, seed=args.seed)
+    print(f"{'held-out subnets':<22}{'within ±5%':>12}{'within ±10%':>13}{'RMSPE':>9}{'Kendall τ':>11}")
+    for label, key in (("op sum (uncalibrated)", "holdout_uncalibrated"), ("calibrated", "holdout_calibrated")):
+        m = report[key]
+        print(f"{label:<22}{m['within_5pct']:>12.1%}{m['within_10pct']:>13.1%}{m['rmspe_pct']:>8.2f}%"
+              f"{m['kendall_tau']:>11.3f}")
+    print(f"calibration model: {report['model']} {report['calibration']}; report: {Path(args.dir) / 'validation.json'}")
+    return 0
+
+
+def _cmd_lut_import_results(args: argparse.Namespace) -> int:
+    from .latency.remote.bundle import import_results
+
+    table = import_results(args.dir, output=args.output)
+    print(f"wrote {args.output or Path(args.dir) / 'lut.json'}: {len(table)} entries from {table.metadata['device']}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -118,6 +186,37 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("-o", "--output", help="write here instead of stdout")
     pred.set_defaults(func=_cmd_lut_predict)
 
+    prof = verbs.add_parser("profile", help="measure every op of a search space on a runtime -> LUT")
+    prof.add_argument("--target", default="ort-cpu", help="ort-cpu | tflite | torch-cuda")
+    prof.add_argument("--space", required=True, choices=list_spaces())
+    prof.add_argument("--resolutions", help="comma-separated subset of the space's resolutions (default: all)")
+    prof.add_argument("--threads", type=int, default=1, help="runtime threads, pinned (default 1)")
+    prof.add_argument("--passes", type=int, default=2, help="interleaved passes per op (default 2)")
+    prof.add_argument("--seed", type=int, default=0)
+    prof.add_argument("--quick", action="store_true", help="few runs per op: a smoke test, not a shipped LUT")
+    prof.add_argument("-o", "--output", help="folder for lut.json, its journal and validation files")
+    prof.add_argument("--bundle", help="instead of measuring here, write op models + runner for a remote board")
+    prof.add_argument("--adb", metavar="SERIAL", help="measure on an Android phone with benchmark_model over adb")
+    prof.add_argument("--benchmark-model", default="benchmark_model", help="path of the benchmark_model binary")
+    prof.set_defaults(func=_cmd_profile)
+
+    val = lut.add_parser("validate", help="measure random subnets end to end, fit and store the calibration")
+    val.add_argument("dir", help="a profile folder holding lut.json")
+    val.add_argument("--n", type=int, default=40, help="subnets to measure (half fit, half held out)")
+    val.add_argument("--space", choices=list_spaces(), help="default: the space recorded in the LUT")
+    val.add_argument("--target", help="default: the target recorded in the LUT")
+    val.add_argument("--threads", type=int, help="default: the threads recorded in the LUT")
+    val.add_argument("--resolutions", help="comma-separated (default: all the LUT serves)")
+    val.add_argument("--passes", type=int, default=2)
+    val.add_argument("--seed", type=int, default=0)
+    val.add_argument("--quick", action="store_true", help="few runs per subnet (smoke test)")
+    val.set_defaults(func=_cmd_lut_validate)
+
+    res = lut.add_parser("import-results", help="turn a remote bundle's results.json into a LUT")
+    res.add_argument("dir", help="the bundle folder, with results.json written by runner.py")
+    res.add_argument("-o", "--output", help="default: DIR/lut.json")
+    res.set_defaults(func=_cmd_lut_import_results)
+
     demo = verbs.add_parser("demo", help="the end-to-end job on the shipped data (offline)")
     demo.add_argument("--out", default="runs/demo")
     demo.set_defaults(func=_cmd_demo)
@@ -129,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (ValueError, KeyError, OSError) as error:
+    except (ValueError, KeyError, OSError, RuntimeError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"hwnas: error: {message}", file=sys.stderr)
         return 2

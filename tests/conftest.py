@@ -17,7 +17,7 @@ def note10_dir() -> Path:
     return NOTE10_DIR
 
 
-def random_table(space, resolutions=None, seed: int = 0, calibration: tuple[float, float] | None = None):
+def random_table(space, resolutions=None, seed: int = 0, calibration: tuple[float, ...] | None = None):
     """A LatencyTable with random positive means for every op the space needs at ``resolutions``."""
     import numpy as np
 
@@ -33,17 +33,18 @@ def random_table(space, resolutions=None, seed: int = 0, calibration: tuple[floa
     table = LatencyTable(metadata=make_metadata(device="synthetic", space_hash=space.content_hash))
     table.set_many(keys, stats, np.full(len(keys), 50))
     if calibration:
-        table.set_calibration(*calibration)
+        scale, offset, *terms = calibration
+        table.set_calibration(scale, offset, **dict(zip(("per_op", "per_element"), terms)))
     return table
 
 
 def python_sum(space, table, arch) -> float:
-    """OFA's way: build each active op's key, look it up, add (the reference for the native predictor)."""
-    scale, offset = (1.0, 0.0)
-    if table.calibration:
-        scale, offset = table.calibration["scale"], table.calibration["offset"]
-    total = 0.0
+    """OFA's way: build each active op's key, look it up, add (the reference for the native predictor),
+    with the calibration applied per op as documented: Σ (scale·mean + per_op + per_element·io) + offset."""
+    cal = {"scale": 1.0, "offset": 0.0, "per_op": 0.0, "per_element": 0.0, **(table.calibration or {})}
+    total = cal["offset"]
     for sig in space.signatures(arch):
         scoped = f"{sig.key}@r{arch.r}"
-        total += table.mean(scoped if scoped in table else sig.key)
-    return scale * total + offset
+        mean = table.mean(scoped if scoped in table else sig.key)
+        total += cal["scale"] * mean + cal["per_op"] + cal["per_element"] * sig.io_elements
+    return total

@@ -34,6 +34,7 @@ class LatencyPredictor:
             layout["B"], layout["K"], layout["E"], layout["G"], layout["D"],
             layout["block_stage"], layout["block_position"], layout["depth_values"],
             [int(r) for r in resolutions] if resolutions else [],
+            layout["fixed_io"], layout["block_io"],
         )
 
     @property
@@ -47,9 +48,9 @@ class LatencyPredictor:
         return np.array([r in served for r in self.space.resolutions])
 
     @property
-    def calibration(self) -> tuple[float, float]:
-        """(scale, offset) applied to every op sum."""
-        return float(self._native.scale), float(self._native.offset)
+    def calibration(self) -> dict[str, float]:
+        """The calibration in force: latency ≈ Σ ops (scale·mean + per_op + per_element·io) + offset."""
+        return dict(self._native.calibration)
 
     def codes(self, archs: ArchesLike) -> np.ndarray:
         """int32 codes for archs or dicts; an integer array passes through (the native side validates it)."""
@@ -74,7 +75,8 @@ class LatencyPredictor:
         return self._native.expected(*arrays)
 
     def dense(self) -> tuple[np.ndarray, np.ndarray]:
-        """The compiled arrays: fixed term per resolution ``[R]`` and block costs ``[R, B, K, E]`` (uncalibrated)."""
+        """The compiled, calibrated arrays: fixed term per resolution ``[R]`` (offset included) and block
+        costs ``[R, B, K, E]``; NaN where a resolution is not served."""
         return self._native.dense()
 
     def __repr__(self) -> str:

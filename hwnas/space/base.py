@@ -45,7 +45,12 @@ class SearchSpace(abc.ABC):
 
     @abc.abstractmethod
     def lut_layout(self, resolutions: Sequence[int] | None = None) -> dict[str, Any]:
-        """Keys a latency predictor needs, laid out as fixed terms and per-slot choice grids."""
+        """Keys a latency predictor needs, laid out as fixed terms and per-slot choice grids.
+
+        Returns resolutions, fixed_keys/fixed_io per resolution, block_keys/block_io flat over
+        ``[R, B, K, E]`` (io: tensor elements at each op's borders), dims B, K, E, G, D, block_stage,
+        block_position, depth_values and every signature involved.
+        """
 
     # --- identity -------------------------------------------------------------------------------
     @property

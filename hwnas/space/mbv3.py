@@ -166,21 +166,25 @@ class MobileNetV3Space(SearchSpace):
         for r in resolutions:
             if r not in self.resolutions:
                 raise ValueError(f"{self.name}: r={r} is not an allowed resolution; allowed: {list(self.resolutions)}")
-        fixed_keys, block_keys, signatures = [], [], []
+        fixed_keys, fixed_io, block_keys, block_io, signatures = [], [], [], [], []
         for r in resolutions:
             front, head = self.fixed_signatures(r)
             fixed_keys.append([sig.key for sig in front + head])
+            fixed_io.append([float(sig.io_elements) for sig in front + head])
             signatures += front + head
             for b in range(self.num_blocks):
                 for k in self.ks:
                     for e in self.expand:
                         sig = self.block_signature(b, r, k, e)
                         block_keys.append(sig.key)
+                        block_io.append(float(sig.io_elements))
                         signatures.append(sig)
         return {
             "resolutions": resolutions,
             "fixed_keys": fixed_keys,
             "block_keys": block_keys,
+            "fixed_io": fixed_io,
+            "block_io": block_io,
             "B": self.num_blocks, "K": len(self.ks), "E": len(self.expand),
             "G": self.num_stages, "D": len(self.depth),
             "block_stage": [b // self.max_depth for b in range(self.num_blocks)],

@@ -65,6 +65,12 @@ class OpSignature:
         )
 
     @property
+    def io_elements(self) -> int:
+        """Elements of the op's input plus output tensors (batch 1): what layout changes at its borders touch."""
+        out_elements = self.out_c if self.kind == "Logits" else self.out_hw * self.out_hw * self.out_c
+        return self.in_hw * self.in_hw * self.in_c + out_elements
+
+    @property
     def macs(self) -> int:
         """Multiply-accumulates of convolutions and linear layers, counted as OFA counts them."""
         if self.kind in ("Conv", "Conv_1"):

@@ -1,0 +1,102 @@
+"""``hwnas profile``: time every op a search space needs on one target and write a LatencyTable.
+
+Each op is measured in ``passes`` separate passes, each in its own random order, so that a noisy
+moment on a shared machine hits an entry at most once; per entry the pass with the lowest trimmed
+mean is kept (noise on a CPU only ever adds time). Progress is journaled: a killed run resumes.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from ..space import OpSignature, SearchSpace
+from .journal import Journal
+from .protocol import Protocol, measure
+from .table import LatencyTable, make_metadata
+from .targets.base import BuiltModel, Target, host_description
+
+LUT_NAME = "lut.json"
+JOURNAL_NAME = "journal.jsonl"
+
+
+def _header(space: SearchSpace, target: Target, resolutions: list[int], protocol: Protocol, passes: int,
+            seed: int) -> dict[str, Any]:
+    runtime = target.describe()
+    return {"space": space.name, "space_hash": space.content_hash, "target": target.name,
+            "runtime_version": runtime.get("version"), "threads": target.threads, "resolutions": resolutions,
+            "protocol": protocol.describe(), "passes": passes, "seed": seed}
+
+
+def combine_passes(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The kept measurement of one key: the pass with the lowest trimmed mean, plus how far passes agreed."""
+    best = min(records, key=lambda r: r["mean"])
+    means = [r["mean"] for r in records]
+    spread = (max(means) - min(means)) / min(means) if min(means) > 0 else 0.0
+    return {**best, "pass_spread": spread}
+
+
+def profile(
+    space: SearchSpace,
+    target: Target,
+    out_dir: str | Path,
+    resolutions: Sequence[int] | None = None,
+    protocol: Protocol | None = None,
+    passes: int = 2,
+    seed: int = 0,
+    progress: bool = True,
+) -> LatencyTable:
+    """Measure every op of ``space`` at ``resolutions`` on ``target``; write ``out_dir/lut.json``."""
+    if passes < 1:
+        raise ValueError(f"passes={passes} must be >= 1")
+    protocol = protocol or Protocol()
+    resolutions = list(space.resolutions if resolutions is None else resolutions)
+    signatures: list[OpSignature] = space.all_signatures(resolutions)
+    out = Path(out_dir)
+    journal = Journal(out / JOURNAL_NAME, _header(space, target, resolutions, protocol, passes, seed))
+    host_start = host_description()
+    started = time.time()
+    built: dict[str, BuiltModel] = {}
+    todo = sum(not journal.done(sig.key, p) for p in range(passes) for sig in signatures)
+    bar = tqdm(total=len(signatures) * passes, initial=len(signatures) * passes - todo, disable=not progress,
+               desc=f"profile {space.name} on {target.name}", unit="op")
+    with bar:
+        for pass_index in range(passes):
+            order = np.random.default_rng(seed + pass_index).permutation(len(signatures))
+            for index in order:
+                sig = signatures[index]
+                if journal.done(sig.key, pass_index):
+                    continue
+                model = built.get(sig.key) or built.setdefault(sig.key, target.build_op(sig, seed=int(index)))
+                with target.runner(model) as runner:
+                    result = measure(runner, protocol)
+                journal.append(sig.key, pass_index, {**result.stats(), "iqr_ratio": result.iqr_ratio,
+                                                     "unstable": result.unstable, "attempts": result.attempts,
+                                                     "load_avg": host_description()["load_avg"][0]})
+                bar.update()
+    kept = {sig.key: combine_passes([journal.records[(sig.key, p)] for p in range(passes)]) for sig in signatures}
+    table = LatencyTable(metadata=make_metadata(
+        device=host_start["cpu"] if target.name != "torch-cuda" else target.describe().get("device", "gpu"),
+        runtime=target.describe(),
+        precision="fp32",
+        batch=1,
+        protocol={**protocol.describe(), "passes": passes, "order": f"random per pass (seed {seed})",
+                  "combine": "per entry, the pass with the lowest trimmed mean"},
+        space_hash=space.content_hash,
+        space=space.name,
+        target=target.name,
+        resolutions=resolutions,
+        host=host_start,
+        host_end=host_description(),
+        profile_seconds=round(time.time() - started, 1),
+        unstable_keys=sorted(k for k, r in kept.items() if r["unstable"]),
+        max_pass_spread=round(max((r["pass_spread"] for r in kept.values()), default=0.0), 4),
+    ))
+    keys = list(kept)
+    stats = np.array([[kept[k][f] for f in ("mean", "median", "std", "p5", "p95", "min")] for k in keys])
+    table.set_many(keys, stats, np.array([kept[k]["n"] for k in keys], dtype=np.int64))
+    table.save(out / LUT_NAME)
+    return table

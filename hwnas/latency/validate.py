@@ -1,0 +1,145 @@
+"""``hwnas lut validate``: measure random whole subnets end to end, fit the calibration, report honestly.
+
+Subnets are built from the same static ops the profiler timed, exported whole to the same runtime and
+measured with the same protocol. The calibration is fitted on one half and every figure in the report
+comes from the other half; the uncalibrated figures are reported beside them.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ..atomic import write_json_atomic
+from ..space import Arch, SearchSpace
+from . import calibration as cal
+from .journal import Journal
+from .predictor import LatencyPredictor
+from .protocol import Protocol, measure
+from .table import LatencyTable
+from .targets.base import Target, host_description, static_subnet
+
+VALIDATION_JSON = "validation.json"
+VALIDATION_PNG = "validation.png"
+JOURNAL_NAME = "validation_journal.jsonl"
+
+
+def sample_archs(space: SearchSpace, resolutions: list[int], n: int, seed: int) -> list[Arch]:
+    """``n`` random archs spread evenly over ``resolutions``."""
+    rng = np.random.default_rng(seed)
+    codes = space.sample_codes(n, rng)
+    codes[:, -1] = [space.resolutions.index(resolutions[i % len(resolutions)]) for i in range(n)]
+    return space.decode(codes)
+
+
+def measure_subnets(space: SearchSpace, target: Target, archs: list[Arch], journal_path: Path, protocol: Protocol,
+                    passes: int, seed: int, progress: bool) -> np.ndarray:
+    """End-to-end latency (ms) of each arch: lowest trimmed mean over interleaved passes; journaled."""
+    header = {"space_hash": space.content_hash, "target": target.name, "runtime_version": target.describe().get("version"),
+              "threads": target.threads, "resolutions": sorted({a.r for a in archs}), "protocol": protocol.describe(),
+              "passes": passes, "seed": seed, "archs": [a.to_dict() for a in archs]}
+    journal = Journal(journal_path, header)
+    todo = [(p, i) for p in range(passes) for i in np.random.default_rng(seed + 1000 + p).permutation(len(archs))]
+    with tqdm(total=len(todo), disable=not progress, desc=f"validate on {target.name}", unit="subnet") as bar:
+        for pass_index, i in todo:
+            key = archs[i].to_json()
+            if not journal.done(key, pass_index):
+                subnet = static_subnet(space.signatures(archs[i]), seed=int(i))
+                with target.runner(target.build_subnet(subnet, archs[i].r)) as runner:
+                    result = measure(runner, protocol)
+                journal.append(key, pass_index, {**result.stats(), "unstable": result.unstable})
+            bar.update()
+    return np.array([min(journal.records[(a.to_json(), p)]["mean"] for p in range(passes)) for a in archs])
+
+
+def features_of(space: SearchSpace, table: LatencyTable, archs: list[Arch]) -> cal.Features:
+    """Raw op sum, op count and border elements of each arch (the table's own calibration ignored)."""
+    raw = LatencyTable.loads(table.dumps())
+    raw.update_metadata(calibration=None)
+    sums = LatencyPredictor(space, raw).predict(archs)
+    signatures = [space.signatures(a) for a in archs]
+    return cal.Features(raw_sum=sums, n_ops=np.array([len(s) for s in signatures], dtype=np.float64),
+                        io=np.array([sum(sig.io_elements for sig in s) for s in signatures], dtype=np.float64))
+
+
+def plot(path: Path, measured: np.ndarray, raw: np.ndarray, calibrated: np.ndarray, holdout: np.ndarray,
+         title: str) -> None:
+    """Predicted vs measured latency for the held-out subnets, raw and calibrated, with ±10% bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5.0), dpi=120)
+    lo, hi = 0.9 * min(measured.min(), raw.min()), 1.1 * max(measured.max(), raw.max())
+    line = np.array([lo, hi])
+    ax.plot(line, line, color="black", lw=1, label="exact")
+    ax.fill_between(line, 0.9 * line, 1.1 * line, color="0.85", label="±10%")
+    ax.fill_between(line, 0.95 * line, 1.05 * line, color="0.7", label="±5%")
+    ax.scatter(measured[holdout], raw[holdout], s=14, marker="x", color="tab:red", label="op sum (uncalibrated)")
+    ax.scatter(measured[holdout], calibrated[holdout], s=14, color="tab:blue", label="calibrated LUT")
+    ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="measured end-to-end latency (ms)", ylabel="predicted latency (ms)",
+           title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 40, resolutions: list[int] | None = None,
+             protocol: Protocol | None = None, passes: int = 2, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Validate ``lut_dir/lut.json`` end to end; store the calibration in it; write the report and plot."""
+    if n < 10:
+        raise ValueError(f"n={n}: validation needs at least 10 subnets (half fit, half held out)")
+    lut_dir = Path(lut_dir)
+    table = LatencyTable.load(lut_dir / "lut.json")
+    served = LatencyPredictor(space, table).served_resolutions
+    resolutions = served if resolutions is None else [int(r) for r in resolutions]
+    outside = sorted(set(resolutions) - set(served))
+    if outside:
+        raise ValueError(f"resolutions {outside} are not covered by {lut_dir / 'lut.json'} (served: {served})")
+    protocol = protocol or Protocol()
+    archs = sample_archs(space, resolutions, n, seed)
+    measured = measure_subnets(space, target, archs, lut_dir / JOURNAL_NAME, protocol, passes, seed, progress)
+    features = features_of(space, table, archs)
+    fit_idx, holdout_idx = np.arange(0, n, 2), np.arange(1, n, 2)
+    model, params, cv_scores = cal.choose(features.subset(fit_idx), measured[fit_idx])
+    candidates = {}
+    for name in cal.MODELS:
+        fitted = cal.fit(name, features.subset(fit_idx), measured[fit_idx])
+        if fitted is not None:
+            candidates[name] = {"params": fitted, "cv_rmspe_pct": cv_scores[name],
+                                "holdout": cal.metrics(cal.apply(fitted, features.subset(holdout_idx)),
+                                                       measured[holdout_idx])}
+    raw = features.raw_sum
+    calibrated = cal.apply(params, features)
+    report = {
+        "space": space.name, "space_hash": space.content_hash, "runtime": target.describe(),
+        "host": host_description(), "protocol": {**protocol.describe(), "passes": passes}, "seed": seed,
+        "n": n, "resolutions": resolutions, "split": "even indices fit the calibration, odd indices are held out",
+        "model": model, "calibration": params,
+        "holdout_uncalibrated": cal.metrics(raw[holdout_idx], measured[holdout_idx]),
+        "holdout_calibrated": cal.metrics(calibrated[holdout_idx], measured[holdout_idx]),
+        "fit_calibrated": cal.metrics(calibrated[fit_idx], measured[fit_idx]),
+        "candidates": candidates,
+        "subnets": [{"arch": a.to_dict(), "measured_ms": float(m), "op_sum_ms": float(s), "predicted_ms": float(p),
+                     "role": "fit" if i % 2 == 0 else "holdout"}
+                    for i, (a, m, s, p) in enumerate(zip(archs, measured, raw, calibrated))],
+    }
+    write_json_atomic(lut_dir / VALIDATION_JSON, report)
+    holdout_mask = np.zeros(n, dtype=bool)
+    holdout_mask[holdout_idx] = True
+    summary = report["holdout_calibrated"]
+    plot(lut_dir / VALIDATION_PNG, measured, raw, calibrated, holdout_mask,
+         f"{space.name} on {target.name}: {summary['within_10pct']:.0%} within ±10%, RMSPE {summary['rmspe_pct']:.1f}%")
+    table.set_calibration(params["scale"], params["offset"], per_op=params["per_op"],
+                          per_element=params["per_element"], model=model,
+                          validation={k: report[k] for k in ("n", "resolutions", "holdout_uncalibrated",
+                                                             "holdout_calibrated")})
+    table.save(lut_dir / "lut.json")
+    return report
