@@ -16,6 +16,10 @@ _LAZY = {
     "LatencyTable": "hwnas.latency",
     "LatencyPredictor": "hwnas.latency",
     "expected_latency": "hwnas.latency",
+    "OFAMobileNetV3": "hwnas.nn",
+    "save_supernet": "hwnas.nn",
+    "load_supernet": "hwnas.nn",
+    "recalibrate_bn": "hwnas.nn",
 }
 
 __all__ = ["Arch", "OpSignature", "SearchSpace", "get_space", "list_spaces", "register_space", "__version__",

@@ -10,6 +10,17 @@ SHARED = ROOT.parent / "shared"
 NOTE10_DIR = SHARED / "external" / "ofa_luts" / "note10"
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tests use small tensors: intra-op threads only add wake-up latency and stall on a busy shared box."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def note10_dir() -> Path:
     if not NOTE10_DIR.is_dir():

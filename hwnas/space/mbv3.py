@@ -79,6 +79,20 @@ class MobileNetV3Space(SearchSpace):
         self.max_depth = max(self.depth)
         self.num_blocks = self.num_stages * self.max_depth
 
+    @classmethod
+    def from_config(cls, name: str, config: dict[str, Any]) -> "MobileNetV3Space":
+        """Rebuild a space from ``config()`` (e.g. the one stored with a supernet checkpoint)."""
+        if config.get("family") != "mbv3":
+            raise ValueError(f"space family {config.get('family')!r} is not supported (only 'mbv3')")
+        stages = config["stages"]
+        return cls(
+            name=name, width_mult=config["width_mult"], base_widths=config["base_widths"],
+            stem_stride=config["stem_stride"], stage_strides=[s[1] for s in stages],
+            stage_acts=[s[2] for s in stages], stage_se=[s[3] for s in stages], ks=config["ks"],
+            expand=config["expand"], depth=config["depth"], resolutions=config["resolutions"],
+            num_classes=config["num_classes"],
+        )
+
     def config(self) -> dict[str, Any]:
         return {
             "family": "mbv3",
