@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hwnas-installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench profiles install clean
 
 install: $(STAMP)
 
@@ -25,6 +25,17 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# Re-measure the shipped CPU profiles on this machine (needs a quiet machine, ~45 min on 2 cores).
+PROFILE_RES_W10 := 160,192,224
+profiles: $(STAMP)
+	for target in ort-cpu tflite; do \
+	  $(BIN)/hwnas profile --target $$target --space ofa-mbv3-w1.0 --resolutions $(PROFILE_RES_W10) --threads 1 \
+	    -o device_profiles/$$target-1t-ofa-mbv3-w1.0 && \
+	  $(BIN)/hwnas lut validate device_profiles/$$target-1t-ofa-mbv3-w1.0 --n 200 || exit 1; \
+	  $(BIN)/hwnas profile --target $$target --space tiny-mbv3 --threads 1 -o device_profiles/$$target-1t-tiny-mbv3 && \
+	  $(BIN)/hwnas lut validate device_profiles/$$target-1t-tiny-mbv3 --n 100 || exit 1; \
+	done
 
 clean:
 	rm -rf build *.egg-info hwnas/_C*.so $(STAMP)

@@ -162,11 +162,14 @@ std::unique_ptr<LatencyPredictor> make_predictor(const LatencyTable& table, std:
                                                  std::vector<int> block_position, std::vector<int> depth_values,
                                                  std::vector<int> strict_resolutions,
                                                  std::vector<std::vector<double>> fixed_io,
-                                                 std::vector<double> block_io) {
+                                                 std::vector<double> block_io,
+                                                 std::vector<std::vector<double>> fixed_params,
+                                                 std::vector<double> block_params) {
   hwnas::PredictorLayout layout{std::move(resolutions), std::move(fixed_keys),    std::move(block_keys),
                                 B, K, E, G, D,
                                 std::move(block_stage),  std::move(block_position), std::move(depth_values),
-                                std::move(strict_resolutions), std::move(fixed_io), std::move(block_io)};
+                                std::move(strict_resolutions), std::move(fixed_io), std::move(block_io),
+                                std::move(fixed_params), std::move(block_params)};
   const LatencyTable snapshot = table;  // see save()
   py::gil_scoped_release release;
   return std::make_unique<LatencyPredictor>(snapshot, layout);
@@ -298,7 +301,9 @@ PYBIND11_MODULE(_C, m) {
            py::arg("block_keys"), py::arg("B"), py::arg("K"), py::arg("E"), py::arg("G"), py::arg("D"),
            py::arg("block_stage"), py::arg("block_position"), py::arg("depth_values"),
            py::arg("strict_resolutions") = std::vector<int>{},
-           py::arg("fixed_io") = std::vector<std::vector<double>>{}, py::arg("block_io") = std::vector<double>{})
+           py::arg("fixed_io") = std::vector<std::vector<double>>{}, py::arg("block_io") = std::vector<double>{},
+           py::arg("fixed_params") = std::vector<std::vector<double>>{},
+           py::arg("block_params") = std::vector<double>{})
       .def_property_readonly("served_resolutions", &LatencyPredictor::served_resolutions)
       .def_property_readonly("calibration",
                              [](const LatencyPredictor& p) {
@@ -306,6 +311,7 @@ PYBIND11_MODULE(_C, m) {
                                py::dict d;
                                d["scale"] = c.scale, d["offset"] = c.offset;
                                d["per_op"] = c.per_op, d["per_element"] = c.per_element;
+                               d["per_param"] = c.per_param;
                                return d;
                              })
       .def_property_readonly("num_codes", &LatencyPredictor::num_codes)

@@ -59,7 +59,7 @@ std::string calibration_problem(const json::Value& cal) {
   if (!offset || !offset->is_number() || !std::isfinite(offset->as_number())) {
     return "\"calibration\".\"offset\" must be a finite number, got " + (offset ? preview(*offset) : "nothing");
   }
-  for (const char* name : {"per_op", "per_element"}) {  // optional terms of the richer calibration
+  for (const char* name : {"per_op", "per_element", "per_param"}) {  // optional terms of the richer calibration
     const json::Value* term = cal.find(name);
     if (term && !(term->is_number() && std::isfinite(term->as_number()))) {
       return std::string("\"calibration\".\"") + name + "\" must be a finite number, got " + preview(*term);

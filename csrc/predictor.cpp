@@ -70,9 +70,11 @@ void validate_layout(const PredictorLayout& l) {
   check_size("block_position", l.block_position.size(), l.B);
   check_size("depth_values", l.depth_values.size(), l.D);
   if (!l.block_io.empty()) check_size("block_io", l.block_io.size(), dense);
-  if (!l.fixed_io.empty()) {
-    check_size("fixed_io", l.fixed_io.size(), R);
-    for (int r = 0; r < R; ++r) check_size("fixed_io[r]", l.fixed_io[r].size(), l.fixed_keys[r].size());
+  if (!l.block_params.empty()) check_size("block_params", l.block_params.size(), dense);
+  for (const auto* fixed : {&l.fixed_io, &l.fixed_params}) {
+    if (fixed->empty()) continue;
+    check_size(fixed == &l.fixed_io ? "fixed_io" : "fixed_params", fixed->size(), R);
+    for (int r = 0; r < R; ++r) check_size("fixed features[r]", (*fixed)[r].size(), l.fixed_keys[r].size());
   }
   check_each_in("block_stage", l.block_stage, 0, l.G);
   check_each_in("block_position", l.block_position, 0, kMaxDim);
@@ -153,6 +155,7 @@ Calibration read_calibration(const LatencyTable& table) {
   out.offset = cal->find("offset")->as_number();
   if (const json::Value* v = cal->find("per_op")) out.per_op = v->as_number();
   if (const json::Value* v = cal->find("per_element")) out.per_element = v->as_number();
+  if (const json::Value* v = cal->find("per_param")) out.per_param = v->as_number();
   return out;
 }
 
@@ -198,7 +201,10 @@ void LatencyPredictor::compile(const LatencyTable& table, const PredictorLayout&
   served_ = coverage(table, l);
   calibration_ = read_calibration(table);
   const Calibration& c = calibration_;
-  const auto calibrated = [&c](double mean, double io) { return c.scale * mean + c.per_op + c.per_element * io; };
+  const auto calibrated = [&c](double mean, double io, double params) {
+    return c.scale * mean + c.per_op + c.per_element * io + c.per_param * params;
+  };
+  const auto feature = [](const std::vector<double>& values, std::size_t i) { return values.empty() ? 0.0 : values[i]; };
 
   const int R = this->R();
   const int per_r = B_ * K_ * E_;
@@ -209,11 +215,14 @@ void LatencyPredictor::compile(const LatencyTable& table, const PredictorLayout&
     const int res = resolutions_[r];
     double sum = c.offset;
     for (std::size_t j = 0; j < l.fixed_keys[r].size(); ++j) {
-      sum += calibrated(lookup(table, l.fixed_keys[r][j], res)->mean, l.fixed_io.empty() ? 0.0 : l.fixed_io[r][j]);
+      const double io = l.fixed_io.empty() ? 0.0 : l.fixed_io[r][j];
+      const double params = l.fixed_params.empty() ? 0.0 : l.fixed_params[r][j];
+      sum += calibrated(lookup(table, l.fixed_keys[r][j], res)->mean, io, params);
     }
     fixed_[r] = sum;
     for (int i = r * per_r; i < (r + 1) * per_r; ++i) {
-      block_[i] = calibrated(lookup(table, l.block_keys[i], res)->mean, l.block_io.empty() ? 0.0 : l.block_io[i]);
+      block_[i] = calibrated(lookup(table, l.block_keys[i], res)->mean, feature(l.block_io, i),
+                             feature(l.block_params, i));
     }
   }
 

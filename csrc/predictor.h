@@ -25,13 +25,17 @@ struct PredictorLayout {
   // used by the calibration's per_element term. Empty: all zero.
   std::vector<std::vector<double>> fixed_io;
   std::vector<double> block_io;
+  // Trainable parameters of each op (its weights), likewise; used by the per_param term.
+  std::vector<std::vector<double>> fixed_params;
+  std::vector<double> block_params;
 };
 
-// latency ≈ Σ over the arch's ops of (scale·mean + per_op + per_element·io) + offset.
+// latency ≈ Σ over the arch's ops of (scale·mean + per_op + per_element·io + per_param·params) + offset.
 // scale/offset absorb what whole networks pay differently from standalone ops; per_op and
-// per_element model the fixed and size-proportional costs a standalone op pays at its borders.
+// per_element model fixed and border-size costs a standalone op pays; per_param models weights that
+// are hot in cache when an op is timed alone but cold inside a whole network.
 struct Calibration {
-  double scale = 1.0, offset = 0.0, per_op = 0.0, per_element = 0.0;
+  double scale = 1.0, offset = 0.0, per_op = 0.0, per_element = 0.0, per_param = 0.0;
 };
 
 // Immutable after construction: predict() and expected() are safe to call from many threads.

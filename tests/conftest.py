@@ -45,17 +45,56 @@ def random_table(space, resolutions=None, seed: int = 0, calibration: tuple[floa
     table.set_many(keys, stats, np.full(len(keys), 50))
     if calibration:
         scale, offset, *terms = calibration
-        table.set_calibration(scale, offset, **dict(zip(("per_op", "per_element"), terms)))
+        table.set_calibration(scale, offset, **dict(zip(("per_op", "per_element", "per_param"), terms)))
     return table
 
 
 def python_sum(space, table, arch) -> float:
     """OFA's way: build each active op's key, look it up, add (the reference for the native predictor),
-    with the calibration applied per op as documented: Σ (scale·mean + per_op + per_element·io) + offset."""
-    cal = {"scale": 1.0, "offset": 0.0, "per_op": 0.0, "per_element": 0.0, **(table.calibration or {})}
+    with the calibration applied per op as documented: Σ (scale·mean + per_op + per_element·io + per_param·params)
+    + offset."""
+    cal = {"scale": 1.0, "offset": 0.0, "per_op": 0.0, "per_element": 0.0, "per_param": 0.0,
+           **(table.calibration or {})}
     total = cal["offset"]
     for sig in space.signatures(arch):
         scoped = f"{sig.key}@r{arch.r}"
         mean = table.mean(scoped if scoped in table else sig.key)
-        total += cal["scale"] * mean + cal["per_op"] + cal["per_element"] * sig.io_elements
+        total += cal["scale"] * mean + cal["per_op"] + cal["per_element"] * sig.io_elements + cal["per_param"] * sig.params
     return total
+
+
+def condition_bn_(module, input_shape: tuple[int, ...], generator, batch: int = 4) -> None:
+    """Trained-network-like BatchNorms for numerics checks: statistics estimated on random inputs, then
+    perturbed per channel (so folding is far from the identity).
+
+    Independent random statistics let a deep random subnet's signal die (its output no longer depends
+    on the input) or, undamped, grow geometrically (activations in the thousands by the last stage,
+    where two correct float32 runtimes differ by far more than 1e-4). Estimated statistics and halved
+    scales on each block's last BN (``project_bn``), as in trained residual networks, avoid both.
+    """
+    import torch
+
+    from hwnas.nn import recalibrate_bn
+
+    norms = [(name, m) for name, m in module.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    x = torch.randn((batch, *input_shape[1:]), generator=generator)
+    recalibrate_bn(module, [x], 1)
+    with torch.no_grad():
+        _perturb_bn(norms, generator)
+
+
+def _perturb_bn(norms, generator) -> None:
+    import torch
+
+    for name, bn in norms:
+        # a channel that is (nearly) constant on the random batch, e.g. dead after ReLU, would get a
+        # variance near 0 and a 1/sqrt(eps) gain: trained networks have no such channels
+        bn.running_var.clamp_(min=0.1 * float(bn.running_var.mean()) + bn.eps)
+        std = bn.running_var.sqrt()
+        bn.running_mean.add_(0.1 * std * torch.randn(std.shape, generator=generator))
+        bn.running_var.mul_(0.8 + 0.4 * torch.rand(std.shape, generator=generator))
+        gain = 0.5 if name.rsplit(".", 1)[-1] == "project_bn" else 1.0
+        bn.weight.copy_(gain * (0.75 + 0.5 * torch.rand(bn.weight.shape, generator=generator)))
+        bn.bias.copy_(0.1 * torch.randn(bn.bias.shape, generator=generator))

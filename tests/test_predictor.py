@@ -27,12 +27,12 @@ def test_calibration_is_applied():
     calibrated = LatencyPredictor(space, random_table(space, seed=4, calibration=(1.2, 0.3)))
     codes = space.sample_codes(100, 0)
     np.testing.assert_allclose(calibrated.predict(codes), 1.2 * raw.predict(codes) + 0.3, rtol=1e-12)
-    assert calibrated.calibration == {"scale": 1.2, "offset": 0.3, "per_op": 0.0, "per_element": 0.0}
+    assert calibrated.calibration == {"scale": 1.2, "offset": 0.3, "per_op": 0.0, "per_element": 0.0, "per_param": 0.0}
 
 
 def test_richer_calibration_terms_apply_per_op():
     space = get_space("tiny-mbv3")
-    table = random_table(space, seed=9, calibration=(0.9, 0.05, -0.004, 1e-7))
+    table = random_table(space, seed=9, calibration=(0.9, 0.05, -0.004, 1e-7, 2e-8))
     predictor = LatencyPredictor(space, table)
     archs = [space.sample(np.random.default_rng(i)) for i in range(100)]
     np.testing.assert_allclose(predictor.predict(archs), [python_sum(space, table, a) for a in archs], rtol=1e-12)

@@ -34,7 +34,7 @@ class LatencyPredictor:
             layout["B"], layout["K"], layout["E"], layout["G"], layout["D"],
             layout["block_stage"], layout["block_position"], layout["depth_values"],
             [int(r) for r in resolutions] if resolutions else [],
-            layout["fixed_io"], layout["block_io"],
+            layout["fixed_io"], layout["block_io"], layout["fixed_params"], layout["block_params"],
         )
 
     @property
@@ -49,7 +49,7 @@ class LatencyPredictor:
 
     @property
     def calibration(self) -> dict[str, float]:
-        """The calibration in force: latency ≈ Σ ops (scale·mean + per_op + per_element·io) + offset."""
+        """The calibration in force: latency ≈ Σ ops (scale·mean + per_op + per_element·io + per_param·params) + offset."""
         return dict(self._native.calibration)
 
     def codes(self, archs: ArchesLike) -> np.ndarray:

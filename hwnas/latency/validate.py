@@ -62,7 +62,8 @@ def features_of(space: SearchSpace, table: LatencyTable, archs: list[Arch]) -> c
     sums = LatencyPredictor(space, raw).predict(archs)
     signatures = [space.signatures(a) for a in archs]
     return cal.Features(raw_sum=sums, n_ops=np.array([len(s) for s in signatures], dtype=np.float64),
-                        io=np.array([sum(sig.io_elements for sig in s) for s in signatures], dtype=np.float64))
+                        io=np.array([sum(sig.io_elements for sig in s) for s in signatures], dtype=np.float64),
+                        params=np.array([sum(sig.params for sig in s) for s in signatures], dtype=np.float64))
 
 
 def plot(path: Path, measured: np.ndarray, raw: np.ndarray, calibrated: np.ndarray, holdout: np.ndarray,
@@ -138,7 +139,7 @@ def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 4
     plot(lut_dir / VALIDATION_PNG, measured, raw, calibrated, holdout_mask,
          f"{space.name} on {target.name}: {summary['within_10pct']:.0%} within ±10%, RMSPE {summary['rmspe_pct']:.1f}%")
     table.set_calibration(params["scale"], params["offset"], per_op=params["per_op"],
-                          per_element=params["per_element"], model=model,
+                          per_element=params["per_element"], per_param=params["per_param"], model=model,
                           validation={k: report[k] for k in ("n", "resolutions", "holdout_uncalibrated",
                                                              "holdout_calibrated")})
     table.save(lut_dir / "lut.json")

@@ -48,7 +48,8 @@ class SearchSpace(abc.ABC):
         """Keys a latency predictor needs, laid out as fixed terms and per-slot choice grids.
 
         Returns resolutions, fixed_keys/fixed_io per resolution, block_keys/block_io flat over
-        ``[R, B, K, E]`` (io: tensor elements at each op's borders), dims B, K, E, G, D, block_stage,
+        ``[R, B, K, E]`` (io: tensor elements at each op's borders) with fixed_params/block_params
+        (each op's trainable parameters), dims B, K, E, G, D, block_stage,
         block_position, depth_values and every signature involved.
         """
 

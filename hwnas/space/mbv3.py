@@ -180,11 +180,12 @@ class MobileNetV3Space(SearchSpace):
         for r in resolutions:
             if r not in self.resolutions:
                 raise ValueError(f"{self.name}: r={r} is not an allowed resolution; allowed: {list(self.resolutions)}")
-        fixed_keys, fixed_io, block_keys, block_io, signatures = [], [], [], [], []
+        fixed_keys, fixed_io, fixed_params, block_keys, block_io, block_params, signatures = [], [], [], [], [], [], []
         for r in resolutions:
             front, head = self.fixed_signatures(r)
             fixed_keys.append([sig.key for sig in front + head])
             fixed_io.append([float(sig.io_elements) for sig in front + head])
+            fixed_params.append([float(sig.params) for sig in front + head])
             signatures += front + head
             for b in range(self.num_blocks):
                 for k in self.ks:
@@ -192,6 +193,7 @@ class MobileNetV3Space(SearchSpace):
                         sig = self.block_signature(b, r, k, e)
                         block_keys.append(sig.key)
                         block_io.append(float(sig.io_elements))
+                        block_params.append(float(sig.params))
                         signatures.append(sig)
         return {
             "resolutions": resolutions,
@@ -199,6 +201,8 @@ class MobileNetV3Space(SearchSpace):
             "block_keys": block_keys,
             "fixed_io": fixed_io,
             "block_io": block_io,
+            "fixed_params": fixed_params,
+            "block_params": block_params,
             "B": self.num_blocks, "K": len(self.ks), "E": len(self.expand),
             "G": self.num_stages, "D": len(self.depth),
             "block_stage": [b // self.max_depth for b in range(self.num_blocks)],
