@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, TextIO
 
 from . import __version__
 from .space import Arch, get_space, list_spaces
@@ -14,7 +15,7 @@ from .space import Arch, get_space, list_spaces
 
 def _read_archs(path: str) -> list[Arch]:
     """One OFA arch dict per non-empty line of a JSONL file (``-`` reads stdin); errors name the line."""
-    stream: TextIO = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    stream: TextIO = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115 - closed below
     archs = []
     with stream:
         for number, line in enumerate(stream, 1):
@@ -191,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--space", required=True, choices=list_spaces())
     prof.add_argument("--resolutions", help="comma-separated subset of the space's resolutions (default: all)")
     prof.add_argument("--threads", type=int, default=1, help="runtime threads, pinned (default 1)")
-    prof.add_argument("--passes", type=int, default=2, help="interleaved passes per op (default 2)")
+    prof.add_argument("--passes", type=int, default=8, help="interleaved timing windows per op (default 8)")
     prof.add_argument("--seed", type=int, default=0)
     prof.add_argument("--quick", action="store_true", help="few runs per op: a smoke test, not a shipped LUT")
     prof.add_argument("-o", "--output", help="folder for lut.json, its journal and validation files")
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--target", help="default: the target recorded in the LUT")
     val.add_argument("--threads", type=int, help="default: the threads recorded in the LUT")
     val.add_argument("--resolutions", help="comma-separated (default: all the LUT serves)")
-    val.add_argument("--passes", type=int, default=2)
+    val.add_argument("--passes", type=int, default=8, help="interleaved timing windows per subnet (default 8)")
     val.add_argument("--seed", type=int, default=0)
     val.add_argument("--quick", action="store_true", help="few runs per subnet (smoke test)")
     val.set_defaults(func=_cmd_lut_validate)

@@ -10,6 +10,7 @@ import numpy as np
 from hwnas.cli import main
 from hwnas.latency import LatencyPredictor, LatencyTable
 from hwnas.space import get_space
+
 from conftest import ROOT, random_table
 
 

@@ -8,6 +8,7 @@ import torch
 import hwnas
 from hwnas.latency import LatencyPredictor
 from hwnas.space import get_space
+
 from conftest import random_table
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from hwnas.latency import SCHEMA_VERSION, LatencyTable, make_metadata
 from hwnas.space import get_space
+
 from conftest import random_table
 
 

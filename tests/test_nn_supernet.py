@@ -1,7 +1,6 @@
 """The supernet runs exactly the subnets its space describes, and extracts them exactly."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch

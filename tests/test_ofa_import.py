@@ -7,6 +7,7 @@ import yaml
 
 from hwnas.latency import LatencyPredictor, LatencyTable
 from hwnas.space import get_space
+
 from conftest import SHARED
 from test_space import ofa_given_spec_keys
 

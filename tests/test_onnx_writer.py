@@ -14,8 +14,9 @@ from hwnas.formats import lower
 from hwnas.formats.ir import Graph
 from hwnas.formats.onnx_writer import OPSET, graph_to_onnx, module_to_onnx
 from hwnas.nn import OFAMobileNetV3
-from conftest import condition_bn_
 from hwnas.nn.static_blocks import create_op
+
+from conftest import condition_bn_
 
 TOL = 1e-4
 TINY = get_space("tiny-mbv3")

@@ -8,6 +8,7 @@ import pytest
 
 from hwnas.latency import LatencyPredictor
 from hwnas.space import get_space
+
 from conftest import python_sum, random_table
 
 

@@ -15,6 +15,7 @@ from hwnas.latency.profiler import JOURNAL_NAME, LUT_NAME, profile
 from hwnas.latency.protocol import Protocol
 from hwnas.latency.targets import get_target, target_names
 from hwnas.space import get_space
+
 from conftest import ROOT
 from fake_target import FakeTarget
 

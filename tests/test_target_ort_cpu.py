@@ -6,12 +6,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import condition_bn_
 
 from hwnas import get_space
 from hwnas.latency.targets.base import BuiltModel, Runner, static_op
 from hwnas.latency.targets.ort_cpu import OrtCpuTarget
 from hwnas.nn import OFAMobileNetV3
+
+from conftest import condition_bn_
 
 SPACE = get_space("tiny-mbv3")
 R = 32

@@ -12,6 +12,7 @@ from hwnas.latency.profiler import profile
 from hwnas.latency.protocol import Protocol
 from hwnas.latency.validate import VALIDATION_JSON, VALIDATION_PNG, validate
 from hwnas.space import get_space
+
 from fake_target import FakeTarget
 
 

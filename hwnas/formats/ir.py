@@ -115,7 +115,8 @@ def _conv(graph: Graph, x: str, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, act:
 
 def _lower_op(graph: Graph, x: str, op: nn.Module) -> str:
     """Append the nodes of one static op (``hwnas.nn.static_blocks``) and return its output name."""
-    from ..nn.static_blocks import Classifier, ConvBNAct, GlobalAvgPool as PoolOp, MBConvBlock
+    from ..nn.static_blocks import Classifier, ConvBNAct, MBConvBlock
+    from ..nn.static_blocks import GlobalAvgPool as PoolOp
 
     if isinstance(op, ConvBNAct):
         return _conv(graph, x, op.conv, op.bn, op.act, op.kind.lower())

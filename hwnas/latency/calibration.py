@@ -40,7 +40,7 @@ class Features:
         return {"scale": self.raw_sum, "per_op": self.n_ops, "per_element": self.io, "per_param": self.params,
                 "offset": np.ones_like(self.raw_sum)}[term]
 
-    def subset(self, index: np.ndarray) -> "Features":
+    def subset(self, index: np.ndarray) -> Features:
         return Features(self.raw_sum[index], self.n_ops[index], self.io[index], self.params[index])
 
 

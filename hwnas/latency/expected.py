@@ -6,7 +6,8 @@ computed natively — nothing is detached, so a latency penalty really shapes th
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

@@ -6,7 +6,8 @@ categorical distributions over each choice, which is what gradient-based search 
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -1,14 +1,16 @@
 """``hwnas profile``: time every op a search space needs on one target and write a LatencyTable.
 
-Each op is measured in ``passes`` separate passes, each in its own random order, so that a noisy
-moment on a shared machine hits an entry at most once; per entry the pass with the lowest trimmed
-mean is kept (noise on a CPU only ever adds time). Progress is journaled: a killed run resumes.
+Each op is measured in ``passes`` short windows, one per pass, each pass in its own random order, so
+that noisy moments on a shared machine hit an entry in some windows only; per entry the window with
+the lowest clipped mean is kept (contention only ever adds time). Progress is journaled: a killed run
+resumes.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -17,10 +19,11 @@ from ..space import OpSignature, SearchSpace
 from .journal import Journal
 from .protocol import Protocol, measure
 from .table import LatencyTable, make_metadata
-from .targets.base import BuiltModel, Target, host_description
+from .targets.base import Runner, Target, host_description
 
 LUT_NAME = "lut.json"
 JOURNAL_NAME = "journal.jsonl"
+DEFAULT_PASSES = 8
 
 
 def _header(space: SearchSpace, target: Target, resolutions: list[int], protocol: Protocol, passes: int,
@@ -45,7 +48,7 @@ def profile(
     out_dir: str | Path,
     resolutions: Sequence[int] | None = None,
     protocol: Protocol | None = None,
-    passes: int = 2,
+    passes: int = DEFAULT_PASSES,
     seed: int = 0,
     progress: bool = True,
 ) -> LatencyTable:
@@ -59,7 +62,7 @@ def profile(
     journal = Journal(out / JOURNAL_NAME, _header(space, target, resolutions, protocol, passes, seed))
     host_start = host_description()
     started = time.time()
-    built: dict[str, BuiltModel] = {}
+    runners: dict[str, Runner] = {}  # op models are small: keep them loaded across passes
     todo = sum(not journal.done(sig.key, p) for p in range(passes) for sig in signatures)
     bar = tqdm(total=len(signatures) * passes, initial=len(signatures) * passes - todo, disable=not progress,
                desc=f"profile {space.name} on {target.name}", unit="op")
@@ -70,13 +73,15 @@ def profile(
                 sig = signatures[index]
                 if journal.done(sig.key, pass_index):
                     continue
-                model = built.get(sig.key) or built.setdefault(sig.key, target.build_op(sig, seed=int(index)))
-                with target.runner(model) as runner:
-                    result = measure(runner, protocol)
+                if sig.key not in runners:
+                    runners[sig.key] = target.runner(target.build_op(sig, seed=int(index)))
+                result = measure(runners[sig.key], protocol)
                 journal.append(sig.key, pass_index, {**result.stats(), "iqr_ratio": result.iqr_ratio,
                                                      "unstable": result.unstable, "attempts": result.attempts,
                                                      "load_avg": host_description()["load_avg"][0]})
                 bar.update()
+    for runner in runners.values():
+        runner.close()
     kept = {sig.key: combine_passes([journal.records[(sig.key, p)] for p in range(passes)]) for sig in signatures}
     table = LatencyTable(metadata=make_metadata(
         device=host_start["cpu"] if target.name != "torch-cuda" else target.describe().get("device", "gpu"),
@@ -84,7 +89,7 @@ def profile(
         precision="fp32",
         batch=1,
         protocol={**protocol.describe(), "passes": passes, "order": f"random per pass (seed {seed})",
-                  "combine": "per entry, the pass with the lowest trimmed mean"},
+                  "combine": "per entry, the window (pass) with the lowest clipped mean"},
         space_hash=space.content_hash,
         space=space.name,
         target=target.name,

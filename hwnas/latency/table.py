@@ -10,7 +10,8 @@ import datetime as _dt
 import json
 import math
 import os
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def make_metadata(
 class LatencyTable:
     """Operator key → latency statistics (ms) plus metadata. Mutating methods change it in place."""
 
-    def __init__(self, native: "_C.Table | None" = None, metadata: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, native: _C.Table | None = None, metadata: Mapping[str, Any] | None = None) -> None:
         self._native = native if native is not None else _C.Table()
         if metadata is not None:
             self.metadata = dict(metadata)
@@ -61,12 +62,12 @@ class LatencyTable:
 
     # --- persistence ----------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "LatencyTable":
+    def load(cls, path: str | os.PathLike[str]) -> LatencyTable:
         """Read a table; a missing, corrupt, truncated or wrong-version file raises naming file and reason."""
         return cls(_C.Table.load(os.fspath(path)))
 
     @classmethod
-    def loads(cls, text: str, source: str = "<string>") -> "LatencyTable":
+    def loads(cls, text: str, source: str = "<string>") -> LatencyTable:
         return cls(_C.Table.loads(text, source))
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -77,7 +78,7 @@ class LatencyTable:
         return self._native.dumps()
 
     @classmethod
-    def import_ofa(cls, paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], **metadata: Any) -> "LatencyTable":
+    def import_ofa(cls, paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], **metadata: Any) -> LatencyTable:
         """Import OFA / ProxylessNAS lookup tables (YAML or JSON ``{key: {count, mean, std|var}}``)."""
         from .ofa_import import import_ofa_tables
 
@@ -137,7 +138,7 @@ class LatencyTable:
         """Keys not in the table, in the given order."""
         return self._native.missing(list(keys))
 
-    def merge(self, other: "LatencyTable", on_conflict: str = "error") -> None:
+    def merge(self, other: LatencyTable, on_conflict: str = "error") -> None:
         """Add ``other``'s entries; a differing duplicate is an error unless ``on_conflict`` is keep/replace."""
         self._native.merge(other._native, on_conflict)
 

@@ -18,6 +18,7 @@ from ..space import Arch, SearchSpace
 from . import calibration as cal
 from .journal import Journal
 from .predictor import LatencyPredictor
+from .profiler import DEFAULT_PASSES
 from .protocol import Protocol, measure
 from .table import LatencyTable
 from .targets.base import Target, host_description, static_subnet
@@ -37,18 +38,24 @@ def sample_archs(space: SearchSpace, resolutions: list[int], n: int, seed: int) 
 
 def measure_subnets(space: SearchSpace, target: Target, archs: list[Arch], journal_path: Path, protocol: Protocol,
                     passes: int, seed: int, progress: bool) -> np.ndarray:
-    """End-to-end latency (ms) of each arch: lowest trimmed mean over interleaved passes; journaled."""
+    """End-to-end latency (ms) of each arch: lowest clipped mean over interleaved passes; journaled.
+
+    Built models are kept (bytes) and loaded again for each pass: holding every session open at once
+    would cost gigabytes for full-size spaces.
+    """
     header = {"space_hash": space.content_hash, "target": target.name, "runtime_version": target.describe().get("version"),
               "threads": target.threads, "resolutions": sorted({a.r for a in archs}), "protocol": protocol.describe(),
               "passes": passes, "seed": seed, "archs": [a.to_dict() for a in archs]}
     journal = Journal(journal_path, header)
     todo = [(p, i) for p in range(passes) for i in np.random.default_rng(seed + 1000 + p).permutation(len(archs))]
+    built: dict[int, Any] = {}
     with tqdm(total=len(todo), disable=not progress, desc=f"validate on {target.name}", unit="subnet") as bar:
         for pass_index, i in todo:
             key = archs[i].to_json()
             if not journal.done(key, pass_index):
-                subnet = static_subnet(space.signatures(archs[i]), seed=int(i))
-                with target.runner(target.build_subnet(subnet, archs[i].r)) as runner:
+                if i not in built:
+                    built[i] = target.build_subnet(static_subnet(space.signatures(archs[i]), seed=int(i)), archs[i].r)
+                with target.runner(built[i]) as runner:
                     result = measure(runner, protocol)
                 journal.append(key, pass_index, {**result.stats(), "unstable": result.unstable})
             bar.update()
@@ -93,7 +100,8 @@ def plot(path: Path, measured: np.ndarray, raw: np.ndarray, calibrated: np.ndarr
 
 
 def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 40, resolutions: list[int] | None = None,
-             protocol: Protocol | None = None, passes: int = 2, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+             protocol: Protocol | None = None, passes: int = DEFAULT_PASSES, seed: int = 0,
+             progress: bool = True) -> dict[str, Any]:
     """Validate ``lut_dir/lut.json`` end to end; store the calibration in it; write the report and plot."""
     if n < 10:
         raise ValueError(f"n={n}: validation needs at least 10 subnets (half fit, half held out)")
@@ -114,7 +122,8 @@ def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 4
     for name in cal.MODELS:
         fitted = cal.fit(name, features.subset(fit_idx), measured[fit_idx])
         if fitted is not None:
-            candidates[name] = {"params": fitted, "cv_rmspe_pct": cv_scores[name],
+            score = cv_scores[name]
+            candidates[name] = {"params": fitted, "cv_rmspe_pct": score if np.isfinite(score) else None,
                                 "holdout": cal.metrics(cal.apply(fitted, features.subset(holdout_idx)),
                                                        measured[holdout_idx])}
     raw = features.raw_sum

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 
 def _as_int(field: str, value: Any) -> int:
@@ -63,7 +64,7 @@ class Arch:
             raise ValueError(f"r={self.r} must be a positive image size")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Arch":
+    def from_dict(cls, data: Mapping[str, Any]) -> Arch:
         """Build from OFA's dict form; ``image_size`` is accepted for ``r`` and ``r`` may be ``[224]``."""
         if not isinstance(data, Mapping):
             raise ValueError(f"an arch must be a dict with keys ks, e, d, r; got {type(data).__name__}")
@@ -88,7 +89,7 @@ class Arch:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> "Arch":
+    def from_json(cls, text: str) -> Arch:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:

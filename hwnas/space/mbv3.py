@@ -6,8 +6,9 @@ down for CIFAR-sized images (stride-1 stem, three downsamplings, 24–40 px).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from .arch import Arch
 from .base import SearchSpace
@@ -80,7 +81,7 @@ class MobileNetV3Space(SearchSpace):
         self.num_blocks = self.num_stages * self.max_depth
 
     @classmethod
-    def from_config(cls, name: str, config: dict[str, Any]) -> "MobileNetV3Space":
+    def from_config(cls, name: str, config: dict[str, Any]) -> MobileNetV3Space:
         """Rebuild a space from ``config()`` (e.g. the one stored with a supernet checkpoint)."""
         if config.get("family") != "mbv3":
             raise ValueError(f"space family {config.get('family')!r} is not supported (only 'mbv3')")

@@ -1,7 +1,8 @@
 """Named search spaces: ``get_space("ofa-mbv3-w1.2")``."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .base import SearchSpace
 from .mbv3 import MobileNetV3Space
@@ -38,10 +39,10 @@ def _tiny_mbv3(**overrides: Any) -> SearchSpace:
 
     Sized so that CPU training stays practical (max subnet ≈ 34 M MACs at 32 px, min ≈ 7 M).
     """
-    settings: dict[str, Any] = dict(
-        name="tiny-mbv3", width_mult=1.0, base_widths=(16, 16, 16, 24, 40, 64, 96, 384, 512),
-        stem_stride=1, stage_strides=(2, 2, 1, 2, 1), resolutions=(24, 32, 40), num_classes=10,
-    )
+    settings: dict[str, Any] = {
+        "name": "tiny-mbv3", "width_mult": 1.0, "base_widths": (16, 16, 16, 24, 40, 64, 96, 384, 512),
+        "stem_stride": 1, "stage_strides": (2, 2, 1, 2, 1), "resolutions": (24, 32, 40), "num_classes": 10,
+    }
     settings.update(overrides)
     return MobileNetV3Space(**settings)
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from ...atomic import write_json_atomic
 from ...space import SearchSpace
 from .. import protocol as protocol_module
-from ..profiler import combine_passes
+from ..profiler import DEFAULT_PASSES, combine_passes
 from ..protocol import Protocol
 from ..table import LatencyTable, make_metadata
 
@@ -28,7 +29,7 @@ RESULTS = "results.json"
 
 
 def write_bundle(space: SearchSpace, out_dir: str | Path, resolutions: Sequence[int] | None = None,
-                 threads: int = 1, protocol: Protocol | None = None, passes: int = 2, seed: int = 0) -> Path:
+                 threads: int = 1, protocol: Protocol | None = None, passes: int = DEFAULT_PASSES, seed: int = 0) -> Path:
     """Write the op models of ``space`` at ``resolutions`` and everything needed to time them on a board."""
     from ..targets.tflite import TfliteTarget
 

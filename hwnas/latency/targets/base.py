@@ -39,10 +39,10 @@ class Runner(abc.ABC):
     def output(self, x: np.ndarray) -> np.ndarray:
         """Run once on ``x`` (the target's input layout) and return the first output (for verification)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most runners have nothing to release
         """Release the session/interpreter; the default has nothing to release."""
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         return self
 
     def __exit__(self, *exc: Any) -> None:
