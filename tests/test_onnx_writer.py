@@ -54,14 +54,6 @@ def _session(payload: bytes) -> ort.InferenceSession:
     return ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _check_against_torch(module: torch.nn.Module, shape: tuple[int, int, int, int]) -> None:
     """Batch 2 through the dynamic-batch file and batch 1 through the static one match PyTorch."""
     rng = np.random.default_rng(0)

@@ -19,14 +19,6 @@ R = 32
 SE_BLOCK = SPACE.block_signature(5, R, 5, 4)  # relu, squeeze-excite, residual
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def target():
     return OrtCpuTarget(threads=1)
