@@ -84,9 +84,13 @@ def main() -> None:
     net = OFAMobileNetV3(space).eval()
     rng = np.random.default_rng(args.seed)
     archs = [space.sample(rng) for _ in range(args.archs)]
+    print("## Subnet extraction and supernet overhead (`benchmarks/extract.py`)\n")
     print(f"{space.name}: {space.num_classes} classes, {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M "
           f"supernet parameters; {args.archs} random archs, mean subnet {np.mean([space.params(a) for a in archs]) / 1e6:.2f} "
-          f"M parameters; torch {torch.__version__}")
+          f"M parameters; torch {torch.__version__}. OFA's own set_active_subnet + get_active_subnet takes "
+          f"{OFA_EXTRACT_MS[0]:.0f}-{OFA_EXTRACT_MS[1]:.0f} ms here; goal {GOAL_MS:.0f} ms.\n")
+    print("| threads | set_active + extract (median) | p10 | p90 | copy floor | vs OFA | vs goal |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
 
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
@@ -94,22 +98,21 @@ def main() -> None:
         extract, floor = extraction_ms(net, archs)
         median = statistics.median(extract)
         low, high = (median / ofa for ofa in OFA_EXTRACT_MS)
-        print(f"set_active+extract threads={threads}: median {median:.2f} ms "
-              f"(p10 {np.percentile(extract, 10):.2f}, p90 {np.percentile(extract, 90):.2f}); "
-              f"copy floor {statistics.median(floor):.2f} ms; "
-              f"vs OFA {OFA_EXTRACT_MS[0]:.0f}-{OFA_EXTRACT_MS[1]:.0f} ms: {high:.2f}-{low:.2f}x; "
-              f"vs goal {GOAL_MS:.0f} ms: {median / GOAL_MS:.2f}x")
+        print(f"| {threads} | {median:.2f} ms | {np.percentile(extract, 10):.2f} ms | {np.percentile(extract, 90):.2f} ms | "
+              f"{statistics.median(floor):.2f} ms | {1 / low:.1f}–{1 / high:.1f}× faster | {median / GOAL_MS:.2f}× the goal |")
 
     arch = space.sample(np.random.default_rng(args.seed + 1)).to_dict() | {"r": args.resolution}
     net.set_active(arch)
-    print(f"forward arch: {space.macs(arch) / 1e6:.0f} M MACs at r={args.resolution}")
+    print(f"\nForward of one arch ({space.macs(arch) / 1e6:.0f} M MACs at r={args.resolution}), eval mode, same input:\n")
+    print("| threads | batch | supernet (active subnet) | extracted subnet | supernet / extracted |")
+    print("|---:|---:|---:|---:|---:|")
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
         for batch in (1, 16):
             supernet, subnet = forward_ms(net, batch, args.resolution, args.repeats)
-            print(f"forward threads={threads} batch={batch}: supernet {supernet:.1f} ms, "
-                  f"extracted {subnet:.1f} ms, supernet/extracted {supernet / subnet:.2f}x")
+            print(f"| {threads} | {batch} | {supernet:.1f} ms | {subnet:.1f} ms | {supernet / subnet:.2f}× |")
     torch.set_num_threads(default_threads)
+    print()
 
 
 if __name__ == "__main__":
