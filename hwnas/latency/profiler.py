@@ -34,6 +34,25 @@ def _header(space: SearchSpace, target: Target, resolutions: list[int], protocol
             "protocol": protocol.describe(), "passes": passes, "seed": seed}
 
 
+def interleaved_order(count: int, passes: int, seed: int) -> list[tuple[int, int]]:
+    """(pass, index) pairs: every index once per pass, each pass in its own seeded random order."""
+    return [(p, int(i)) for p in range(passes) for i in np.random.default_rng(seed + p).permutation(count)]
+
+
+def table_from_records(records: dict[str, list[dict[str, Any]]], metadata: dict[str, Any]) -> LatencyTable:
+    """A LatencyTable keeping, per key, the best of its measured windows (``combine_passes``)."""
+    kept = {key: combine_passes(windows) for key, windows in records.items()}
+    table = LatencyTable(metadata={
+        **metadata,
+        "unstable_keys": sorted(k for k, r in kept.items() if r.get("unstable")),
+        "max_pass_spread": round(max((r["pass_spread"] for r in kept.values()), default=0.0), 4),
+    })
+    keys = list(kept)
+    stats = np.array([[kept[k][f] for f in ("mean", "median", "std", "p5", "p95", "min")] for k in keys], dtype=float)
+    table.set_many(keys, stats.reshape(-1, 6), np.array([int(kept[k]["n"]) for k in keys], dtype=np.int64))
+    return table
+
+
 def combine_passes(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The kept measurement of one key: the pass with the lowest trimmed mean, plus how far passes agreed."""
     best = min(records, key=lambda r: r["mean"])
@@ -67,23 +86,21 @@ def profile(
     bar = tqdm(total=len(signatures) * passes, initial=len(signatures) * passes - todo, disable=not progress,
                desc=f"profile {space.name} on {target.name}", unit="op")
     with bar:
-        for pass_index in range(passes):
-            order = np.random.default_rng(seed + pass_index).permutation(len(signatures))
-            for index in order:
-                sig = signatures[index]
-                if journal.done(sig.key, pass_index):
-                    continue
-                if sig.key not in runners:
-                    runners[sig.key] = target.runner(target.build_op(sig, seed=int(index)))
-                result = measure(runners[sig.key], protocol)
-                journal.append(sig.key, pass_index, {**result.stats(), "iqr_ratio": result.iqr_ratio,
-                                                     "unstable": result.unstable, "attempts": result.attempts,
-                                                     "load_avg": host_description()["load_avg"][0]})
-                bar.update()
+        for pass_index, index in interleaved_order(len(signatures), passes, seed):
+            sig = signatures[index]
+            if journal.done(sig.key, pass_index):
+                continue
+            if sig.key not in runners:
+                runners[sig.key] = target.runner(target.build_op(sig, seed=index))
+            result = measure(runners[sig.key], protocol)
+            journal.append(sig.key, pass_index, {**result.stats(), "iqr_ratio": result.iqr_ratio,
+                                                 "unstable": result.unstable, "attempts": result.attempts,
+                                                 "load_avg": host_description()["load_avg"][0]})
+            bar.update()
     for runner in runners.values():
         runner.close()
-    kept = {sig.key: combine_passes([journal.records[(sig.key, p)] for p in range(passes)]) for sig in signatures}
-    table = LatencyTable(metadata=make_metadata(
+    records = {sig.key: [journal.records[(sig.key, p)] for p in range(passes)] for sig in signatures}
+    table = table_from_records(records, make_metadata(
         device=host_start["cpu"] if target.name != "torch-cuda" else target.describe().get("device", "gpu"),
         runtime=target.describe(),
         precision="fp32",
@@ -97,11 +114,6 @@ def profile(
         host=host_start,
         host_end=host_description(),
         profile_seconds=round(time.time() - started, 1),
-        unstable_keys=sorted(k for k, r in kept.items() if r["unstable"]),
-        max_pass_spread=round(max((r["pass_spread"] for r in kept.values()), default=0.0), 4),
     ))
-    keys = list(kept)
-    stats = np.array([[kept[k][f] for f in ("mean", "median", "std", "p5", "p95", "min")] for k in keys])
-    table.set_many(keys, stats, np.array([kept[k]["n"] for k in keys], dtype=np.int64))
     table.save(out / LUT_NAME)
     return table

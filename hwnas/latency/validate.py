@@ -18,7 +18,7 @@ from ..space import Arch, SearchSpace
 from . import calibration as cal
 from .journal import Journal
 from .predictor import LatencyPredictor
-from .profiler import DEFAULT_PASSES
+from .profiler import DEFAULT_PASSES, interleaved_order
 from .protocol import Protocol, measure
 from .table import LatencyTable
 from .targets.base import Target, host_description, static_subnet
@@ -47,7 +47,7 @@ def measure_subnets(space: SearchSpace, target: Target, archs: list[Arch], journ
               "threads": target.threads, "resolutions": sorted({a.r for a in archs}), "protocol": protocol.describe(),
               "passes": passes, "seed": seed, "archs": [a.to_dict() for a in archs]}
     journal = Journal(journal_path, header)
-    todo = [(p, i) for p in range(passes) for i in np.random.default_rng(seed + 1000 + p).permutation(len(archs))]
+    todo = interleaved_order(len(archs), passes, seed + 1000)
     built: dict[int, Any] = {}
     with tqdm(total=len(todo), disable=not progress, desc=f"validate on {target.name}", unit="subnet") as bar:
         for pass_index, i in todo:

@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from ...space import SearchSpace
 from ..journal import Journal
-from ..profiler import combine_passes
+from ..profiler import interleaved_order, table_from_records
 from ..table import LatencyTable, make_metadata
 
 DEVICE_DIR = "/data/local/tmp/hwnas"
@@ -124,7 +123,7 @@ def profile_over_adb(space: SearchSpace, serial: str, benchmark_model: str | Pat
     _run([*adb, "push", str(binary), f"{DEVICE_DIR}/benchmark_model"])
     _run([*adb, "shell", f"chmod +x {DEVICE_DIR}/benchmark_model"])
     builder = TfliteTarget.__new__(TfliteTarget)  # model building needs no local interpreter
-    todo = [(p, i) for p in range(passes) for i in np.random.default_rng(seed + p).permutation(len(signatures))]
+    todo = interleaved_order(len(signatures), passes, seed)
     pushed: set[int] = set()
     with tempfile.TemporaryDirectory() as tmp, tqdm(total=len(todo), desc=f"profile on {serial}", unit="op") as bar:
         for pass_index, i in todo:
@@ -146,8 +145,8 @@ def profile_over_adb(space: SearchSpace, serial: str, benchmark_model: str | Pat
                     "n": summary.get("count", num_runs), "unstable": False})
             bar.update()
     model = _run([*adb, "shell", "getprop ro.product.model"]).strip() or serial
-    kept = {sig.key: combine_passes([journal.records[(sig.key, p)] for p in range(passes)]) for sig in signatures}
-    table = LatencyTable(metadata=make_metadata(
+    records = {sig.key: [journal.records[(sig.key, p)] for p in range(passes)] for sig in signatures}
+    table = table_from_records(records, make_metadata(
         device=f"{model} (adb {serial})", runtime={"name": "benchmark_model", "version": binary.name,
                                                    "provider": "XNNPACK", "threads": threads},
         precision="fp32", batch=1, space_hash=space.content_hash, space=space.name, target="adb",
@@ -155,8 +154,5 @@ def profile_over_adb(space: SearchSpace, serial: str, benchmark_model: str | Pat
         protocol={"tool": "benchmark_model", "warmup_runs": warmup_runs, "num_runs": num_runs, "passes": passes,
                   "additive_value": "benchmark_model's avg", "combine": "per entry, the pass with the lowest avg"},
     ))
-    keys = list(kept)
-    stats = np.array([[kept[k][f] for f in ("mean", "median", "std", "p5", "p95", "min")] for k in keys], dtype=float)
-    table.set_many(keys, stats, np.array([int(kept[k]["n"]) for k in keys], dtype=np.int64))
     table.save(out / "lut.json")
     return table

@@ -13,13 +13,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from ...atomic import write_json_atomic
 from ...space import SearchSpace
 from .. import protocol as protocol_module
-from ..profiler import DEFAULT_PASSES, combine_passes
+from ..profiler import DEFAULT_PASSES, table_from_records
 from ..protocol import Protocol
 from ..table import LatencyTable, make_metadata
 
@@ -68,20 +67,15 @@ def import_results(bundle_dir: str | Path, output: str | Path | None = None, dev
     if missing:
         raise ValueError(f"{bundle / RESULTS}: {len(missing)} ops not measured in every pass (run runner.py again "
                          f"to finish), e.g. {missing[:3]}")
-    kept = {key: combine_passes(records) for key, records in by_key.items()}
     host = results["device"]
-    table = LatencyTable(metadata=make_metadata(
+    table = table_from_records(by_key, make_metadata(
         device=device or f"{host.get('hostname')} ({host.get('cpu')})", runtime=results["runtime"],
         precision="fp32", batch=1,
         protocol={**Protocol(**results["protocol"]).describe(), "passes": results["passes"],
                   "combine": "per entry, the pass with the lowest trimmed mean", "measured_by": "bundle runner.py"},
         space_hash=manifest["space_hash"], space=manifest["space"], target="tflite",
         resolutions=manifest["resolutions"], host=host, profile_seconds=results["seconds"],
-        unstable_keys=sorted(k for k, r in kept.items() if r["unstable"]),
     ))
-    keys = sorted(kept)
-    stats = np.array([[kept[k][f] for f in ("mean", "median", "std", "p5", "p95", "min")] for k in keys])
-    table.set_many(keys, stats, np.array([kept[k]["n"] for k in keys], dtype=np.int64))
     table.save(Path(output) if output else bundle / "lut.json")
     return table
 
