@@ -1,0 +1,28 @@
+"""The README's Python blocks run as written (in order, one namespace, in a scratch folder)."""
+from __future__ import annotations
+
+import re
+import shutil
+
+from conftest import ROOT
+
+
+def python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_python_blocks_run(note10_dir, tmp_path, monkeypatch):
+    for resolution in (160, 176):  # the files the README's import example names
+        shutil.copy(note10_dir / f"{resolution}_lookup_table.yaml", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    blocks = python_blocks()
+    assert len(blocks) >= 3
+    namespace: dict = {}
+    for number, block in enumerate(blocks, 1):
+        try:
+            exec(compile(block, f"README.md python block {number}", "exec"), namespace)  # noqa: S102
+        except Exception as error:  # pragma: no cover - the message is the point
+            raise AssertionError(f"README python block {number} failed: {error!r}\n{block}") from error
+    assert namespace["latency_ms"].shape == (100_000,)
+    assert (tmp_path / "supernet.safetensors").exists()
