@@ -64,7 +64,13 @@ def _cmd_lut_info(args: argparse.Namespace) -> int:
     print(f"  space hash  {meta.get('space_hash')}")
     calibration = meta.get("calibration")
     if calibration:
-        print(f"  calibration scale={calibration['scale']:.6g} offset={calibration['offset']:.6g} ms")
+        terms = " ".join(f"{k}={calibration[k]:.6g}" for k in ("scale", "offset", "per_op", "per_element", "per_param")
+                         if k in calibration)
+        print(f"  calibration {calibration.get('model', 'scale+offset')}: {terms}")
+        held_out = (calibration.get("validation") or {}).get("holdout_calibrated")
+        if held_out:
+            print(f"  validated   {held_out['n']} held-out subnets: {held_out['within_5pct']:.1%} within ±5%, "
+                  f"{held_out['within_10pct']:.1%} within ±10%, RMSPE {held_out['rmspe_pct']:.2f}%")
     else:
         print("  calibration none (raw sum of op latencies)")
     if args.space:
