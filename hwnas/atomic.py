@@ -1,6 +1,7 @@
 """Atomic file writes: a temporary file in the target's folder, fsync, then rename over the target.
 
-A reader never sees a half-written file and a crash leaves the previous version intact.
+A reader never sees a half-written file and a crash leaves the previous version intact. The reading
+side, :func:`read_json`, names the file in every error.
 """
 from __future__ import annotations
 
@@ -34,3 +35,14 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Parse a JSON file; ``FileNotFoundError`` or ``ValueError`` naming the path when it is missing or malformed."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None

@@ -63,3 +63,17 @@ def test_console_entry_point_runs_as_a_module(tmp_path):
                             text=True, cwd=ROOT, check=True)
     latency = json.loads(result.stdout)["latency_ms"]
     assert latency == LatencyPredictor(space, LatencyTable.load(lut)).predict_one(arch)
+
+
+def test_read_json_names_the_file(tmp_path):
+    import pytest
+
+    from hwnas.atomic import read_json, write_json_atomic
+
+    write_json_atomic(tmp_path / "ok.json", {"a": [1, 2]})
+    assert read_json(tmp_path / "ok.json") == {"a": [1, 2]}
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(ValueError, match="bad.json: not valid JSON"):
+        read_json(tmp_path / "bad.json")
+    with pytest.raises(FileNotFoundError, match="missing.json: not found"):
+        read_json(tmp_path / "missing.json")

@@ -6,7 +6,6 @@ subnet contains), ``manifest.json``, ``runner.py`` and the two numpy-only module
 """
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -15,7 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ...atomic import write_json_atomic
+from ...atomic import read_json, write_json_atomic
 from ...space import SearchSpace
 from .. import protocol as protocol_module
 from ..profiler import DEFAULT_PASSES, table_from_records
@@ -81,12 +80,7 @@ def import_results(bundle_dir: str | Path, output: str | Path | None = None, dev
 
 
 def _load_json(path: Path, expected_format: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != expected_format or data.get("version") != 1:
         raise ValueError(f"{path}: not a version-1 {expected_format} file")
     return data
