@@ -188,3 +188,21 @@ def test_set_active_rejects_archs_outside_the_space() -> None:
         net.set_active(bad)
     with pytest.raises(ValueError, match="r=33"):
         net.extract({**net.space.min_arch().to_dict(), "r": 33})
+
+
+def test_zero_init_residual_starts_every_residual_block_as_the_identity() -> None:
+    space = get_space("tiny-mbv3")
+    torch.manual_seed(0)
+    net = OFAMobileNetV3(space, zero_init_residual=True).train()
+    residual = [b for b in (net.first_block, *net.blocks) if b.residual]
+    assert len(residual) >= space.num_stages * (max(space.depth) - 1)
+    for block in residual:
+        assert torch.count_nonzero(block.project_bn.weight) == 0
+    block = net.blocks[1]  # stage 0, position 1: in = out channels, stride 1
+    x = torch.randn(2, block.in_channels, 8, 8)
+    torch.testing.assert_close(block(x), x)
+    plain = [b for b in net.blocks if not b.residual]
+    assert plain and all(torch.count_nonzero(b.project_bn.weight) > 0 for b in plain)
+    torch.manual_seed(0)
+    default = OFAMobileNetV3(space)
+    assert all(torch.count_nonzero(b.project_bn.weight) > 0 for b in default.blocks)

