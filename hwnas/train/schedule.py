@@ -1,0 +1,124 @@
+"""Progressive-shrinking schedules: which choices each phase may sample, for how long, at what LR.
+
+OFA trains the full network first (it becomes the distillation teacher), then opens the space one
+dimension at a time — kernel, depth, expand ratio — so that large subnets are not disturbed by small
+ones before those have a reasonable starting point. Depth and expand open in two stages (the top two
+choices first, then all); channels are sorted by importance before expand ratios shrink, so smaller
+widths keep the most important channels. Resolution is sampled per batch from the space in every phase.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..space.arch import Arch
+from ..space.base import SearchSpace
+
+SCHEDULES = ("quick", "standard")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of progressive shrinking: the choices it samples from and its optimisation settings.
+
+    ``epochs`` may be fractional (a phase of 0.5 epochs runs half an epoch's batches); the LR follows a
+    cosine from ``lr`` to 0 over the phase after ``warmup_epochs`` of linear warm-up.
+    """
+
+    name: str
+    epochs: float
+    lr: float
+    ks: tuple[int, ...]
+    expand: tuple[int | float, ...]
+    depth: tuple[int, ...]
+    subnets_per_step: int = 1
+    kd_ratio: float = 0.0
+    reorganize_before: bool = False
+    warmup_epochs: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.epochs > 0 or self.subnets_per_step < 1:
+            raise ValueError(f"phase {self.name!r}: epochs={self.epochs} must be > 0 and subnets_per_step="
+                             f"{self.subnets_per_step} >= 1")
+        if not (self.lr > 0 and self.kd_ratio >= 0 and 0 <= self.warmup_epochs < self.epochs):
+            raise ValueError(f"phase {self.name!r}: lr={self.lr} must be > 0, kd_ratio={self.kd_ratio} >= 0 and "
+                             f"warmup_epochs={self.warmup_epochs} in [0, epochs={self.epochs})")
+        if not (self.ks and self.expand and self.depth):
+            raise ValueError(f"phase {self.name!r}: ks, expand and depth each need at least one choice")
+
+    def check(self, space: SearchSpace) -> Phase:
+        """Return the phase if its choices are all the space's, else ValueError naming the field."""
+        for label, values, allowed in (("ks", self.ks, space.ks), ("expand", self.expand, space.expand),
+                                       ("depth", self.depth, space.depth)):
+            bad = [v for v in values if v not in allowed]
+            if bad:
+                raise ValueError(f"phase {self.name!r}: {label} {bad} not in {space.name} choices {list(allowed)}")
+        return self
+
+    def sample(self, space: SearchSpace, rng: np.random.Generator, r: int) -> Arch:
+        """A subnet at resolution ``r`` drawn uniformly, per slot and stage, from this phase's choices."""
+        B, G = space.num_blocks, space.num_stages
+        pick = lambda values, n: [values[i] for i in rng.integers(0, len(values), n)]  # noqa: E731
+        return Arch(ks=pick(self.ks, B), e=pick(self.expand, B), d=pick(self.depth, G), r=r)
+
+    def steps(self, steps_per_epoch: int) -> int:
+        """Optimiser steps this phase runs when an epoch has ``steps_per_epoch`` batches (at least 1)."""
+        return max(1, round(self.epochs * steps_per_epoch))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _top(values: Sequence, n: int) -> tuple:
+    return tuple(sorted(values)[-n:])
+
+
+# Per schedule: epochs, peak LR and subnets per step of the six phases, the teacher's warm-up epochs and the
+# random-crop padding (pixels; 0 = flips only: a few epochs underfit, and cropping only slows them down).
+# LRs are for batch 128 (SGD Nesterov); `hwnas train` scales them linearly with the global batch.
+# quick: 4.5 epochs in all: the demo takes minutes on a laptop CPU, full CIFAR-10 ~23 min on 2 cores.
+# standard: 33 epochs, ~2.7 h on 2 cores; OFA's shape (long teacher, short first stages of depth and
+# expand) with the longest elastic phase last, where the smallest subnets are trained at all.
+_SETTINGS = {
+    "quick": {"epochs": (2.4, 0.4, 0.15, 0.45, 0.2, 0.9), "lrs": (0.2, 0.06, 0.04, 0.06, 0.04, 0.06),
+              "subnets": (1, 1, 2, 2, 2, 2), "warmup": 0.25, "crop_padding": 0},
+    "standard": {"epochs": (14, 4, 1, 3, 1, 10), "lrs": (0.2, 0.06, 0.03, 0.05, 0.03, 0.05),
+                 "subnets": (1, 1, 2, 2, 2, 2), "warmup": 1.0, "crop_padding": 4},
+}
+
+
+def crop_padding(name: str) -> int:
+    """Random-crop padding (pixels) the schedule ``name`` trains with; horizontal flips are always on."""
+    if name not in _SETTINGS:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {list(SCHEDULES)}")
+    return int(_SETTINGS[name]["crop_padding"])
+
+
+def make_schedule(space: SearchSpace, name: str = "quick") -> list[Phase]:
+    """OFA's phases for ``space``: teacher → kernel → depth (2 stages) → expand (2 stages).
+
+    Every phase after the teacher distils from it (``kd_ratio`` 1, as OFA); channels are reorganised
+    before the first expand phase.
+    """
+    if name not in _SETTINGS:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {list(SCHEDULES)}")
+    settings = _SETTINGS[name]
+    ks, ex, dp = tuple(space.ks), tuple(space.expand), tuple(space.depth)
+    big_k, big_e, big_d = (max(ks),), (max(ex),), (max(dp),)
+    specs = [  # name, ks, expand, depth, kd_ratio, reorganize_before
+        ("teacher", big_k, big_e, big_d, 0.0, False),
+        ("kernel", ks, big_e, big_d, 1.0, False),
+        ("depth-1", ks, big_e, _top(dp, 2), 1.0, False),
+        ("depth-2", ks, big_e, dp, 1.0, False),
+        ("expand-1", ks, _top(ex, 2), dp, 1.0, True),
+        ("expand-2", ks, ex, dp, 1.0, False),
+    ]
+    return [
+        Phase(name=n, epochs=e, lr=lr, ks=k, expand=x, depth=d, subnets_per_step=s, kd_ratio=kdr,
+              reorganize_before=reorg, warmup_epochs=settings["warmup"] if i == 0 else 0.0).check(space)
+        for i, ((n, k, x, d, kdr, reorg), e, lr, s) in enumerate(
+            zip(specs, settings["epochs"], settings["lrs"], settings["subnets"]))
+    ]
