@@ -161,6 +161,28 @@ def _cmd_lut_import_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .train.run import TrainOptions, results_table, train_supernet
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = args.out or f"runs/train/{args.space}-{args.schedule}"
+    options = TrainOptions(
+        out=out, data=args.data, data_dir=args.data_dir, space=args.space, schedule=args.schedule,
+        batch_size=args.batch_size, holdout=args.holdout, bn_images=args.bn_images, seed=args.seed,
+        device=args.device, resume=args.resume, checkpoint_every=args.checkpoint_every,
+        max_steps_per_phase=args.max_steps_per_phase, extra={"argv": sys.argv[1:]},
+    )
+    results = train_supernet(options)
+    if results:  # rank 0
+        print(results_table(results))
+        print(f"supernet {results['supernet']} ({results['wall_s']:.0f} s); results {Path(out) / 'results.json'}; "
+              f"curves {Path(out) / 'training.png'}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -223,6 +245,24 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("dir", help="the bundle folder, with results.json written by runner.py")
     res.add_argument("-o", "--output", help="default: DIR/lut.json")
     res.set_defaults(func=_cmd_lut_import_results)
+
+    train = verbs.add_parser("train", help="train a supernet by progressive shrinking (torchrun for several processes)")
+    train.add_argument("--data", default="cifar10", help="dataset name: <name>_{train,test}.npz in --data-dir, "
+                       "CIFAR-10 python batches, or an ImageFolder with train/ and test/ (default cifar10)")
+    train.add_argument("--data-dir", help="folder holding the dataset (default: the CIFAR-10 subset shipped with hwnas)")
+    train.add_argument("--space", default="tiny-mbv3", choices=list_spaces())
+    train.add_argument("--schedule", default="quick", choices=["quick", "standard"])
+    train.add_argument("--out", help="run folder (default runs/train/SPACE-SCHEDULE)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--batch-size", type=int, default=128, help="global batch, split over torchrun ranks (default 128)")
+    train.add_argument("--holdout", type=float, default=0.1, help="fraction of training images held out (default 0.1)")
+    train.add_argument("--bn-images", type=int, default=2000, help="holdout images for BN recalibration (default 2000)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--threads", type=int, help="torch intra-op threads per process (default: torch's choice)")
+    train.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)")
+    train.add_argument("--max-steps-per-phase", type=int, help="cap every phase (smoke runs)")
+    train.set_defaults(func=_cmd_train)
 
     demo = verbs.add_parser("demo", help="the end-to-end job on the shipped data (offline)")
     demo.add_argument("--out", default="runs/demo")
