@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..stats import kendall_tau
+
 MODELS: dict[str, tuple[str, ...]] = {
     "none": (),
     "scale": ("scale",),
@@ -67,18 +69,6 @@ def fit(model: str, features: Features, measured: np.ndarray) -> dict[str, float
     if not params["scale"] > 0 or not all(math.isfinite(v) for v in params.values()):
         return None
     return params
-
-
-def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
-    """Kendall's tau-b between two samples (O(n²), fine for validation-sized sets)."""
-    da = np.sign(a[:, None] - a[None, :])
-    db = np.sign(b[:, None] - b[None, :])
-    upper = np.triu_indices(len(a), 1)
-    concordant = float((da * db)[upper].sum())
-    ties_a, ties_b = float((da[upper] == 0).sum()), float((db[upper] == 0).sum())
-    pairs = len(upper[0])
-    denominator = math.sqrt((pairs - ties_a) * (pairs - ties_b))
-    return concordant / denominator if denominator else float("nan")
 
 
 def metrics(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
