@@ -1,9 +1,10 @@
-"""An append-only JSONL journal that makes profiling resumable.
+"""An append-only JSONL journal that makes long jobs (profiling, accuracy datasets) resumable.
 
-Line 1 is a header describing the run (space, target, protocol, ...); each further line is one finished
-measurement, flushed and fsync'ed before the next starts, so a run killed at any moment loses at most
-the entry in flight. A torn last line (killed mid-write) is dropped on reopen; anything else that does
-not parse is corruption and raises naming the line.
+Line 1 is a header describing the run (space, target, protocol, ...): reopening with a header that
+differs in any field is refused, naming the field. Each further line is one finished result, flushed
+and fsync'ed before the next starts, so a run killed at any moment loses at most the entry in flight.
+A torn last line (killed mid-write) is dropped on reopen; anything else that does not parse is
+corruption and raises naming the line.
 """
 from __future__ import annotations
 
@@ -19,12 +20,16 @@ COMPARED_HEADER_FIELDS = ("space_hash", "target", "runtime_version", "threads", 
 class Journal:
     """Records of one profiling run keyed by ``(key, pass)``; ``append`` is durable."""
 
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+    def __init__(self, path: Path, header: dict[str, Any], writable: bool = True) -> None:
+        """Open (creating it when absent) the journal at ``path``; ``writable=False`` only reads it,
+        leaving a torn last line in place (another process may be writing it)."""
         self.path = path
         self.header = header
         self.records: dict[tuple[str, int], dict[str, Any]] = {}
         if path.exists() and path.stat().st_size > 0:
-            self._resume()
+            self._resume(truncate=writable)
+        elif not writable:
+            raise ValueError(f"{path}: no journal to read")
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "w", encoding="utf-8") as handle:
@@ -32,7 +37,7 @@ class Journal:
                 handle.flush()
                 os.fsync(handle.fileno())
 
-    def _resume(self) -> None:
+    def _resume(self, truncate: bool) -> None:
         raw = self.path.read_bytes()
         lines = raw.split(b"\n")
         complete, tail = lines[:-1], lines[-1]  # text after the last newline is a torn write
@@ -51,14 +56,14 @@ class Journal:
                 if key in self.records:
                     raise ValueError(f"{self.path}:{number}: duplicate entry {key}")
                 self.records[key] = record
-        if tail:
+        if tail and truncate:
             with open(self.path, "r+b") as handle:  # drop the torn write before appending again
                 handle.truncate(valid_bytes)
 
     def _check_header(self, record: dict[str, Any]) -> None:
         if record.get("type") != "header":
             raise ValueError(f"{self.path}: first line is not a journal header")
-        for field in COMPARED_HEADER_FIELDS:
+        for field in sorted(set(self.header) | set(record) - {"type"}):
             if record.get(field) != self.header.get(field):
                 raise ValueError(
                     f"{self.path}: this journal belongs to a different run ({field}: journal has "

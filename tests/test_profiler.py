@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from hwnas.journal import Journal
 from hwnas.latency import LatencyPredictor, LatencyTable
-from hwnas.latency.journal import Journal
 from hwnas.latency.profiler import JOURNAL_NAME, LUT_NAME, profile
 from hwnas.latency.protocol import Protocol
 from hwnas.latency.targets import get_target, target_names

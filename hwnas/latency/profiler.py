@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from ..journal import Journal
 from ..space import OpSignature, SearchSpace
-from .journal import Journal
 from .protocol import Protocol, measure
 from .table import LatencyTable, make_metadata
 from .targets.base import Runner, Target, host_description

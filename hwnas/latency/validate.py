@@ -14,9 +14,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..atomic import write_json_atomic
+from ..journal import Journal
 from ..space import Arch, SearchSpace
 from . import calibration as cal
-from .journal import Journal
 from .predictor import LatencyPredictor
 from .profiler import DEFAULT_PASSES, interleaved_order
 from .protocol import Protocol, measure

@@ -18,8 +18,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ...journal import Journal
 from ...space import SearchSpace
-from ..journal import Journal
 from ..profiler import interleaved_order, table_from_records
 from ..table import LatencyTable, make_metadata
 
