@@ -64,6 +64,25 @@ class EvalData:
     name: str  # the dataset's, e.g. cifar10-train
 
 
+def data_source(options: TrainOptions) -> dict[str, Any]:
+    """Where the training data came from and how it was split: enough to rebuild the same holdout later."""
+    return {"name": options.data, "data_dir": None if options.data_dir is None else str(Path(options.data_dir).resolve()),
+            "holdout": options.holdout, "seed": options.seed, "bn_images": options.bn_images}
+
+
+def load_eval_data(source: dict[str, Any], data_dir: str | None = None) -> tuple[EvalData, ImageDataset]:
+    """The holdout (BN part, validation part) and test set of a training run, from its ``data_source``;
+    ``data_dir`` overrides the recorded folder (the data moved). Also returns the training split."""
+    folder = data_dir if data_dir is not None else source["data_dir"]
+    train_all = get_dataset(source["name"], folder, "train")
+    test = get_dataset(source["name"], folder, "test")
+    if test.classes != train_all.classes:
+        raise ValueError(f"train and test splits disagree on classes: {train_all.classes} vs {test.classes}")
+    train, holdout = split_holdout(train_all, source["holdout"], seed=source["seed"])
+    calibration, validation = _split_for_eval(holdout, source["bn_images"])
+    return EvalData(calibration, validation, test, Preprocessing.of(train), train_all.name), train
+
+
 def _split_for_eval(holdout: ImageDataset, bn_images: int) -> tuple[ImageDataset, ImageDataset]:
     """First ``min(bn_images, half)`` holdout images recalibrate BN; the rest validate."""
     n = min(bn_images, len(holdout) // 2)
@@ -90,13 +109,7 @@ def train_supernet(options: TrainOptions) -> dict[str, Any]:
     with process_group(options.device) as launch:
         per_rank_batch = _check(options, launch)
         out = Path(options.out)
-        train_all = get_dataset(options.data, options.data_dir, "train")
-        test = get_dataset(options.data, options.data_dir, "test")
-        if test.classes != train_all.classes:
-            raise ValueError(f"train and test splits disagree on classes: {train_all.classes} vs {test.classes}")
-        train, holdout = split_holdout(train_all, options.holdout, seed=options.seed)
-        calibration, validation = _split_for_eval(holdout, options.bn_images)
-        data = EvalData(calibration, validation, test, Preprocessing.of(train), train_all.name)
+        data, train = load_eval_data(data_source(options))
         space = get_space(options.space, num_classes=train.num_classes)
         schedule = make_schedule(space, options.schedule)
         torch.manual_seed(options.seed)
@@ -125,7 +138,7 @@ def train_supernet(options: TrainOptions) -> dict[str, Any]:
         trainer = Trainer(model, schedule, loader, out, config, resume=options.resume,
                           show_progress=options.progress, on_phase_end=after_phase)
         if launch.is_main:
-            write_json_atomic(out / "config.json", _run_config(options, launch, space, schedule, data, train, holdout,
+            write_json_atomic(out / "config.json", _run_config(options, launch, space, schedule, data, train,
                                                                trainer.total_steps, augmentation))
         trainer.run()
         results: dict[str, Any] = {}
@@ -142,7 +155,8 @@ def _finish(options: TrainOptions, out: Path, model: OFAMobileNetV3, space: Any,
     supernet_path = out / "supernet.safetensors"
     save_supernet(model, supernet_path, extra={
         "preprocessing": data.preprocessing.to_dict(), "classes": list(train.classes), "dataset": data.name,
-        "schedule": options.schedule, "input_layout": "NCHW float32, x/255 normalised per channel",
+        "data": data_source(options), "schedule": options.schedule,
+        "input_layout": "NCHW float32, x/255 normalised per channel",
     })
     subnets = []
     for name, arch in reference_subnets(space).items():
@@ -167,15 +181,15 @@ def _read_json(path: Path, default: Any) -> Any:
 
 
 def _run_config(options: TrainOptions, launch: Launch, space: Any, schedule: list[Phase], data: EvalData,
-                train: ImageDataset, holdout: ImageDataset, total_steps: int, augmentation: TrainTransform) -> dict[str, Any]:
+                train: ImageDataset, total_steps: int, augmentation: TrainTransform) -> dict[str, Any]:
     return {
         "augmentation": repr(augmentation), "init": "OFA he_fout; residual blocks' last BN scale zero",
         "options": asdict(options), "world_size": launch.world_size, "device": str(launch.device),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "space": space.name,
         "space_hash": space.content_hash, "schedule": [p.to_dict() for p in schedule], "total_steps": total_steps,
-        "preprocessing": data.preprocessing.to_dict(), "classes": list(train.classes),
-        "split": {"train": len(train), "holdout": len(holdout), "holdout_bn": len(data.calibration),
-                  "holdout_val": len(data.validation), "test": len(data.test)},
+        "preprocessing": data.preprocessing.to_dict(), "classes": list(train.classes), "data": data_source(options),
+        "split": {"train": len(train), "holdout": len(data.calibration) + len(data.validation),
+                  "holdout_bn": len(data.calibration), "holdout_val": len(data.validation), "test": len(data.test)},
     }
 
 
