@@ -1,0 +1,99 @@
+"""The accuracy dataset: (arch, holdout accuracy) pairs measured on a trained supernet.
+
+``n`` archs are drawn with a seed (uniform over the space's choices and resolutions), so the list is
+the same every time; each is extracted, its BatchNorm recalibrated, and its top-1 accuracy measured
+on the holdout images (:func:`hwnas.train.subnet_accuracy`). Results go to a journal per rank —
+``journal-rank<r>.jsonl`` in the dataset folder — line by line, so a killed build resumes where it
+stopped, and under ``torchrun`` the ranks split the archs (rank ``r`` takes every ``world``-th one).
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data.datasets import ImageDataset
+from ..journal import Journal
+from ..nn.supernet import OFAMobileNetV3
+from ..space.arch import Arch
+from ..train.distributed import barrier
+from ..train.evaluate import Preprocessing, subnet_accuracy
+
+
+@dataclass(frozen=True)
+class AccuracyDataset:
+    """Measured pairs: int32 codes ``[N, S]`` and accuracies ``[N]`` in draw order."""
+
+    codes: np.ndarray
+    accuracies: np.ndarray
+    seconds: float
+
+    def __len__(self) -> int:
+        return len(self.accuracies)
+
+
+def _fingerprint(supernet: OFAMobileNetV3) -> str:
+    sha = hashlib.sha256()
+    for name, tensor in sorted(supernet.state_dict().items()):
+        sha.update(name.encode())
+        sha.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return sha.hexdigest()[:16]
+
+
+def _images_id(dataset: ImageDataset) -> str:
+    return hashlib.sha256(dataset.images.tobytes() + dataset.labels.tobytes()).hexdigest()[:16]
+
+
+def build_accuracy_dataset(supernet: OFAMobileNetV3, calibration: ImageDataset, evaluation: ImageDataset,
+                           preprocessing: Preprocessing, n: int, folder: str | Path, seed: int = 0,
+                           rank: int = 0, world_size: int = 1, progress: bool = True) -> AccuracyDataset:
+    """Measure ``n`` seeded random archs (this rank's share), resuming from the journals in ``folder``.
+
+    Every rank returns the full dataset once all ranks have finished (they meet at a barrier).
+    """
+    if n < 1:
+        raise ValueError(f"n={n} must be >= 1")
+    space = supernet.space
+    folder = Path(folder)
+    codes = space.sample_codes(n, np.random.default_rng(seed))
+    header = {"kind": "accuracy-dataset", "space_hash": space.content_hash, "supernet": _fingerprint(supernet),
+              "n": n, "seed": seed, "calibration": _images_id(calibration), "evaluation": _images_id(evaluation),
+              "preprocessing": preprocessing.to_dict()}
+    journal = Journal(folder / f"journal-rank{rank}.jsonl", header)
+    done = _measured(folder, header)
+    barrier()  # every rank has read what exists before any rank appends
+    mine = [i for i in range(rank, n, world_size) if i not in done]
+    archs = space.decode(codes[mine]) if mine else []
+    start = time.perf_counter()
+    was_training = supernet.training
+    supernet.eval()
+    for index, arch in tqdm(list(zip(mine, archs)), desc="accuracy dataset", unit="arch", disable=not progress):
+        began = time.perf_counter()
+        accuracy = subnet_accuracy(supernet, arch, calibration, evaluation, preprocessing)
+        journal.append(str(index), 0, {"arch": arch.to_dict(), "accuracy": accuracy,
+                                       "seconds": round(time.perf_counter() - began, 3)})
+    supernet.train(was_training)
+    barrier()
+    done = _measured(folder, header)
+    missing = [i for i in range(n) if i not in done]
+    if missing:
+        raise RuntimeError(f"{folder}: {len(missing)} archs unmeasured after every rank finished (first: {missing[0]})")
+    measured = [done[i] for i in range(n)]
+    for i, (arch, _) in enumerate(measured):
+        if space.encode(arch)[0].tolist() != codes[i].tolist():
+            raise ValueError(f"{folder}: journal entry {i} holds another arch than this seed draws")
+    return AccuracyDataset(codes, np.array([a for _, a in measured]), time.perf_counter() - start)
+
+
+def _measured(folder: Path, header: dict) -> dict[int, tuple[Arch, float]]:
+    """Every arch measured so far by any rank's journal (each journal checked against ``header``)."""
+    measured: dict[int, tuple[Arch, float]] = {}
+    for path in sorted(folder.glob("journal-rank*.jsonl")):
+        for (key, _), record in Journal(path, header, writable=False).records.items():
+            measured[int(key)] = (Arch.from_dict(record["arch"]), float(record["accuracy"]))
+    return measured

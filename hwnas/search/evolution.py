@@ -1,0 +1,352 @@
+"""Latency-constrained evolutionary search, vectorised over the population and over budgets.
+
+OFA's loop, without its costs: OFA mutates and crosses one arch at a time, looks each one's latency up
+op by op in a Python dict, and redraws until a child fits the budget (a rejection loop that never
+ends when the budget is below the smallest subnet). Here a generation is a handful of array
+operations on int32 genomes for every run (budget) at once: one native predictor call per
+constraint, one MLP call for accuracy. Children over budget are *repaired* — genes stepped down to
+cheaper choices, a few at a time, until they fit — and budgets below the smallest achievable value
+are refused before the search starts, with that value in the message.
+
+Selection follows OFA: the best quarter of the population survives (elitism), half of the new
+children are mutants (each gene redrawn with ``mutate_prob``), the others uniform crossovers of two
+survivors. Every arch evaluated on the way feeds the accuracy-latency Pareto front of each device.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ..latency.predictor import LatencyPredictor
+from ..space.arch import Arch
+from ..space.base import SearchSpace
+from .accuracy_predictor import AccuracyPredictor
+from .costs import minimize_additive, op_cost_predictor, smallest
+from .pareto import ParetoArchive
+
+REPAIR_ROUNDS = 64
+REPAIR_STEP_PROB = 0.25
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One constraint: a native additive cost (latency in ms, or MACs/params in millions) and its bound per run."""
+
+    name: str
+    predictor: LatencyPredictor
+    bounds: np.ndarray  # [runs]; inf where the run leaves it free
+    unit: str
+
+
+@dataclass
+class Candidate:
+    """An arch with its predicted accuracy and costs (latency per device in ms, MACs and params)."""
+
+    arch: Arch
+    accuracy: float
+    latency_ms: dict[str, float]
+    macs: int
+    params: int
+    budgets_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch.to_dict(), "accuracy": self.accuracy, "latency_ms": self.latency_ms,
+                "macs": self.macs, "params": self.params, "budgets_ms": self.budgets_ms}
+
+
+@dataclass
+class SearchResult:
+    """Best arch per run (one run per budget set) and the Pareto front of accuracy vs latency per device."""
+
+    best: list[Candidate]
+    pareto: dict[str, list[Candidate]]
+    history: np.ndarray  # [runs, generations + 1]: best feasible predicted accuracy after each generation
+    seconds: float
+
+    @property
+    def arch(self) -> Arch:
+        return self.best[0].arch
+
+    @property
+    def accuracy(self) -> float:
+        return self.best[0].accuracy
+
+    @property
+    def latency_ms(self) -> dict[str, float]:
+        return self.best[0].latency_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"best": [c.to_dict() for c in self.best],
+                "pareto": {device: [c.to_dict() for c in front] for device, front in self.pareto.items()},
+                "seconds": self.seconds}
+
+
+class Genome:
+    """Int genes per code column: an index into that column's allowed code values.
+
+    Every column allows all its codes except resolution, which is limited to the resolutions every
+    latency table serves; lower gene = smaller choice (kernel, expand, depth, resolution).
+    """
+
+    def __init__(self, space: SearchSpace, resolution_codes: Sequence[int]) -> None:
+        self.space = space
+        self.resolution_codes = np.asarray(sorted(resolution_codes), dtype=np.int32)
+        self.sizes = space.code_cardinalities().astype(np.int64)
+        self.sizes[-1] = len(self.resolution_codes)
+
+    def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return (rng.random((n, len(self.sizes))) * self.sizes).astype(np.int32)
+
+    def codes(self, genes: np.ndarray) -> np.ndarray:
+        codes = genes.copy()
+        codes[:, -1] = self.resolution_codes[genes[:, -1]]
+        return codes
+
+    def genes(self, codes: np.ndarray) -> np.ndarray:
+        genes = np.array(codes, dtype=np.int32, copy=True).reshape(-1, len(self.sizes))
+        genes[:, -1] = np.searchsorted(self.resolution_codes, genes[:, -1])
+        return genes
+
+    def mutate(self, rng: np.random.Generator, genes: np.ndarray, prob: float) -> np.ndarray:
+        mask = rng.random(genes.shape) < prob
+        return np.where(mask, self.random(rng, len(genes)), genes)
+
+    @staticmethod
+    def crossover(rng: np.random.Generator, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return np.where(rng.random(first.shape) < 0.5, first, second)
+
+
+def _as_bounds(value: float | Sequence[float], runs: int, what: str) -> np.ndarray:
+    bounds = np.broadcast_to(np.asarray(value, dtype=np.float64), (runs,)).copy() if np.ndim(value) == 0 \
+        else np.asarray(value, dtype=np.float64)
+    if bounds.shape != (runs,):
+        raise ValueError(f"{what}: {len(bounds)} budgets, but other constraints give {runs}")
+    if not np.all(np.isfinite(bounds)) or np.any(bounds <= 0):
+        raise ValueError(f"{what}: budgets must be positive finite numbers, got {bounds.tolist()}")
+    return bounds
+
+
+def _run_count(budgets: Mapping[str, float | Sequence[float]]) -> int:
+    lengths = {len(v) for v in budgets.values() if np.ndim(v) == 1}
+    if len(lengths) > 1:
+        raise ValueError(f"budget lists must have equal lengths (one entry per run), got {sorted(lengths)}")
+    return lengths.pop() if lengths else 1
+
+
+class EvolutionSearch:
+    """One batched evolutionary search; see :func:`evolution_search` for the parameters."""
+
+    def __init__(self, space: SearchSpace, accuracy_predictor: AccuracyPredictor,
+                 latency_predictors: Mapping[str, LatencyPredictor], budgets: Mapping[str, float | Sequence[float]],
+                 max_macs: float | Sequence[float] | None = None, max_params: float | Sequence[float] | None = None,
+                 population: int = 100, generations: int = 500, parent_ratio: float = 0.25,
+                 mutation_ratio: float = 0.5, mutate_prob: float = 0.1, seed: int = 0) -> None:
+        if accuracy_predictor.space.content_hash != space.content_hash:
+            raise ValueError(f"the accuracy predictor is for space {accuracy_predictor.space.name!r}, not {space.name!r}")
+        unknown = sorted(set(budgets) - set(latency_predictors))
+        if unknown:
+            raise ValueError(f"budgets name {unknown}, which are not among the latency predictors "
+                             f"{sorted(latency_predictors)}")
+        for name, predictor in latency_predictors.items():
+            if predictor.space.content_hash != space.content_hash:
+                raise ValueError(f"latency predictor {name!r} is for space {predictor.space.name!r}, not {space.name!r}")
+        if population < 4 or generations < 0 or not 0 < parent_ratio < 1 or not 0 <= mutation_ratio <= 1:
+            raise ValueError(f"population={population} (>= 4), generations={generations} (>= 0), parent_ratio="
+                             f"{parent_ratio} and mutation_ratio={mutation_ratio} (in (0, 1)) are out of range")
+        self.space, self.accuracy_predictor = space, accuracy_predictor
+        self.latency_predictors = dict(latency_predictors)
+        sizes = {"macs": max_macs, "params": max_params}
+        self.runs = _run_count({**budgets, **{k: v for k, v in sizes.items() if v is not None}})
+        self.limits = [Limit(f"latency:{name}", self.latency_predictors[name], _as_bounds(value, self.runs, name), "ms")
+                       for name, value in budgets.items()]
+        for cost, value in sizes.items():
+            if value is not None:
+                bounds = _as_bounds(value, self.runs, f"max_{cost}") / 1e6
+                self.limits.append(Limit(cost, op_cost_predictor(space, cost), bounds, "M"))
+        self.population, self.generations = int(population), int(generations)
+        self.parents = max(2, round(parent_ratio * population))
+        self.mutants = round(mutation_ratio * population)
+        self.mutate_prob = float(mutate_prob)
+        self.rng = np.random.default_rng(seed)
+        served = set(range(len(space.resolutions)))
+        for predictor in self.latency_predictors.values():
+            served &= {i for i, ok in enumerate(predictor.resolution_mask) if ok}
+        if not served:
+            raise ValueError(f"the latency tables {sorted(self.latency_predictors)} serve no resolution in common")
+        self.genome = Genome(space, sorted(served))
+        self.anchors = self._feasible_anchors()
+        self._macs = op_cost_predictor(space, "macs")
+        self._params = op_cost_predictor(space, "params")
+
+    # --- feasibility ----------------------------------------------------------------------------
+    def _feasible_anchors(self) -> np.ndarray:
+        """Per run, the genes of one arch meeting every constraint; ValueError naming what cannot be met.
+
+        Each limit alone is checked against its exact minimum. Jointly, the per-limit minimisers are
+        tried first; if none fits every limit, a Lagrangian search minimises a weighted sum of the
+        limits (exactly, by :func:`minimize_additive`), raising the weights of the violated ones.
+        """
+        resolution_codes = self.genome.resolution_codes
+        minima = {limit.name: smallest(limit.predictor, resolution_codes) for limit in self.limits}
+        for limit in self.limits:
+            value, codes = minima[limit.name]
+            low = np.flatnonzero(limit.bounds < value)
+            if len(low):
+                arch = self.space.decode(codes[None])[0]
+                raise ValueError(f"{limit.name} budget {limit.bounds[low[0]]:g} {limit.unit} cannot be met: the smallest "
+                                 f"achievable is {value:.4g} {limit.unit} (arch {arch.to_json()})")
+        zeros = self.genome.codes(np.zeros((1, len(self.genome.sizes)), dtype=np.int32))[0]
+        candidates = np.stack([codes for _, codes in minima.values()] + [zeros]).astype(np.int32)
+        costs = self._costs(candidates)  # [limits, candidates]
+        dense = [limit.predictor.dense() for limit in self.limits]
+        anchors = np.zeros((self.runs, len(self.genome.sizes)), dtype=np.int32)
+        for run in range(self.runs):
+            bounds = np.array([limit.bounds[run] for limit in self.limits])
+            fits = np.flatnonzero(np.all(costs <= bounds[:, None] * (1 + 1e-12), axis=0))
+            codes, bound = (candidates[fits[0]], 0.0) if len(fits) else self._lagrangian(dense, bounds, resolution_codes)
+            if codes is None:
+                described = ", ".join(f"{limit.name} ≤ {limit.bounds[run]:g} {limit.unit} (smallest alone "
+                                      f"{minima[limit.name][0]:.4g})" for limit in self.limits)
+                why = (f"proven: every subnet exceeds a weighted mix of them by {100 * (bound - 1):.1f}%" if bound > 1
+                       else "none found by the Lagrangian search")
+                raise ValueError(f"the budgets of run {run} cannot be met together ({why}): {described}")
+            anchors[run] = self.genome.genes(codes[None])[0]
+        return anchors
+
+    def _lagrangian(self, dense: list[tuple[np.ndarray, np.ndarray]], bounds: np.ndarray,
+                    resolution_codes: np.ndarray, rounds: int = 200) -> tuple[np.ndarray | None, float]:
+        """(codes meeting every bound, 0) or (None, best dual bound): with weights summing to 1, the exact
+        minimum of Σ w·cost/bound exceeding 1 proves that no arch meets all bounds."""
+        weights = np.full(len(bounds), 1.0 / len(bounds))
+        dual = 0.0
+        for _ in range(rounds):
+            fixed = sum(w * f / b for w, (f, _), b in zip(weights, dense, bounds))
+            blocks = sum(w * k / b for w, (_, k), b in zip(weights, dense, bounds))
+            value, codes = minimize_additive(self.space, fixed, blocks, resolution_codes)
+            dual = max(dual, value)
+            ratio = self._costs(codes[None])[:, 0] / bounds
+            if np.all(ratio <= 1 + 1e-12):
+                return codes, 0.0
+            if dual > 1 + 1e-9:
+                break
+            weights = weights * np.exp(np.clip(ratio - 1.0, 0.0, None) * 4.0)
+            weights /= weights.sum()
+        return None, dual
+
+    def _costs(self, codes: np.ndarray) -> np.ndarray:
+        if not self.limits:
+            return np.zeros((0, len(codes)))
+        return np.stack([limit.predictor.predict(codes) for limit in self.limits])
+
+    def _violation(self, costs: np.ndarray, runs: np.ndarray) -> np.ndarray:
+        """Sum over limits of the relative excess over the run's bound (0 when every limit is met)."""
+        if not self.limits:
+            return np.zeros(costs.shape[1])
+        bounds = np.stack([limit.bounds[runs] for limit in self.limits])
+        return np.maximum(costs / bounds - 1.0, 0.0).sum(axis=0)
+
+    def repair(self, genes: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Step genes of over-budget rows down (each with probability 1/4 per round) until every row fits;
+        a row that reaches the smallest genes and still does not fit becomes its run's anchor.
+        Returns (genes, costs)."""
+        genes = genes.copy()
+        costs = self._costs(self.genome.codes(genes))
+        bad = np.flatnonzero(self._violation(costs, runs) > 0)
+        for _ in range(REPAIR_ROUNDS):
+            if not len(bad):
+                break
+            rows = genes[bad]
+            step = (self.rng.random(rows.shape) < REPAIR_STEP_PROB) & (rows > 0)
+            stuck = ~(rows > 0).any(axis=1)
+            rows = rows - step
+            rows[stuck] = self.anchors[runs[bad[stuck]]]
+            genes[bad] = rows
+            costs[:, bad] = self._costs(self.genome.codes(rows))
+            bad = bad[self._violation(costs[:, bad], runs[bad]) > 0]
+        if len(bad):  # cannot happen for monotone costs; guarantees feasibility otherwise
+            genes[bad] = self.anchors[runs[bad]]
+            costs[:, bad] = self._costs(self.genome.codes(genes[bad]))
+        return genes, costs
+
+    # --- the loop -------------------------------------------------------------------------------
+    def run(self, progress: bool = False) -> SearchResult:
+        start = time.perf_counter()
+        R, P, n_par, n_mut = self.runs, self.population, self.parents, self.mutants
+        runs_of_children = np.repeat(np.arange(R), P)
+        genes, costs = self.repair(self.genome.random(self.rng, R * P), runs_of_children)
+        fitness = self.accuracy_predictor.predict(self.genome.codes(genes))
+        archive = ParetoArchive(list(self.latency_predictors))
+        self._record(archive, genes, fitness, costs)
+        genes, costs, fitness = genes.reshape(R, P, -1), costs.reshape(len(self.limits), R, P), fitness.reshape(R, P)
+        history = np.empty((R, self.generations + 1))
+        history[:, 0] = fitness.max(axis=1)
+        for generation in tqdm(range(self.generations), desc="evolution", unit="gen", disable=not progress):
+            keep = np.argsort(-fitness, axis=1, kind="stable")[:, :n_par]  # [R, n_par]
+            parents = np.take_along_axis(genes, keep[:, :, None], axis=1)
+            parent_fitness = np.take_along_axis(fitness, keep, axis=1)
+            parent_costs = np.take_along_axis(costs, keep[None], axis=2)
+            pick = self.rng.integers(0, n_par, (R, P, 2))
+            first = np.take_along_axis(parents, pick[:, :, :1], axis=1)  # [R, P, S]
+            second = np.take_along_axis(parents, pick[:, :, 1:], axis=1)
+            children = np.concatenate([
+                self.genome.mutate(self.rng, first[:, :n_mut].reshape(R * n_mut, -1), self.mutate_prob).reshape(R, n_mut, -1),
+                Genome.crossover(self.rng, first[:, n_mut:], second[:, n_mut:]),
+            ], axis=1).reshape(R * P, -1)
+            children, child_costs = self.repair(children, runs_of_children)
+            child_fitness = self.accuracy_predictor.predict(self.genome.codes(children))
+            self._record(archive, children, child_fitness, child_costs)
+            genes = np.concatenate([parents, children.reshape(R, P, -1)], axis=1)
+            fitness = np.concatenate([parent_fitness, child_fitness.reshape(R, P)], axis=1)
+            costs = np.concatenate([parent_costs, child_costs.reshape(len(self.limits), R, P)], axis=2)
+            history[:, generation + 1] = fitness.max(axis=1)
+        best = np.argmax(fitness, axis=1)
+        best_genes = genes[np.arange(R), best]
+        winners = self._candidates(best_genes, fitness[np.arange(R), best])
+        for run, candidate in enumerate(winners):
+            candidate.budgets_ms = {limit.name.split(":", 1)[1]: float(limit.bounds[run])
+                                    for limit in self.limits if limit.name.startswith("latency:")}
+        fronts = {}
+        for device, (front_codes, front_accuracy) in archive.fronts().items():
+            fronts[device] = self._candidates(self.genome.genes(front_codes), front_accuracy)
+        return SearchResult(winners, fronts, history, time.perf_counter() - start)
+
+    def _record(self, archive: ParetoArchive, genes: np.ndarray, accuracy: np.ndarray, costs: np.ndarray) -> None:
+        """Feed evaluated archs to the Pareto archive; latencies already computed as constraints are reused."""
+        codes = self.genome.codes(genes)
+        rows = {limit.name: i for i, limit in enumerate(self.limits)}
+        latencies = {name: costs[rows[f"latency:{name}"]] if f"latency:{name}" in rows else predictor.predict(codes)
+                     for name, predictor in self.latency_predictors.items()}
+        archive.add(codes, accuracy, latencies)
+
+    def _candidates(self, genes: np.ndarray, accuracy: np.ndarray) -> list[Candidate]:
+        codes = self.genome.codes(np.atleast_2d(genes))
+        latencies = {name: predictor.predict(codes) for name, predictor in self.latency_predictors.items()}
+        macs, params = self._macs.predict(codes), self._params.predict(codes)
+        return [Candidate(arch, float(accuracy[i]), {name: float(v[i]) for name, v in latencies.items()},
+                          int(round(macs[i] * 1e6)), int(round(params[i] * 1e6)))
+                for i, arch in enumerate(self.space.decode(codes))]
+
+
+def evolution_search(space: SearchSpace, accuracy_predictor: AccuracyPredictor,
+                     latency_predictors: Mapping[str, LatencyPredictor], budgets: Mapping[str, float | Sequence[float]],
+                     max_macs: float | Sequence[float] | None = None, max_params: float | Sequence[float] | None = None,
+                     population: int = 100, generations: int = 500, parent_ratio: float = 0.25,
+                     mutation_ratio: float = 0.5, mutate_prob: float = 0.1, seed: int = 0,
+                     progress: bool = False) -> SearchResult:
+    """The most accurate arch (by ``accuracy_predictor``) within latency ``budgets`` on each named device.
+
+    ``budgets = {"note10": 25.0}`` is one search; lists (``{"note10": [15, 20, 25]}``) run one search per
+    entry, batched together, and several devices in one run must all be met at once. ``max_macs`` and
+    ``max_params`` (counts, not millions) add size limits. Devices in ``latency_predictors`` without a
+    budget are only reported. Budgets below the smallest achievable value raise ``ValueError`` at once.
+    Returns the best candidate per run, the per-device Pareto front of every arch evaluated, and the
+    best-accuracy history.
+    """
+    search = EvolutionSearch(space, accuracy_predictor, latency_predictors, budgets, max_macs, max_params,
+                             population, generations, parent_ratio, mutation_ratio, mutate_prob, seed)
+    return search.run(progress)

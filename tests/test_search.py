@@ -1,0 +1,150 @@
+"""Search: features, the accuracy predictor, exact minima, batched evolution with repair, Pareto fronts."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hwnas.latency import LatencyPredictor
+from hwnas.search import (
+    AccuracyPredictor,
+    evolution_search,
+    feature_count,
+    one_hot_features,
+    op_cost_predictor,
+    pareto_front,
+    smallest,
+)
+from hwnas.space import get_space
+
+from conftest import random_table
+
+
+@pytest.fixture(scope="module")
+def space():
+    return get_space("tiny-mbv3")
+
+
+@pytest.fixture(scope="module")
+def latency(space):
+    return LatencyPredictor(space, random_table(space, seed=1, calibration=(1.1, 0.05)))
+
+
+class MacsLikePredictor(AccuracyPredictor):
+    """A known accuracy landscape: more MACs help with diminishing returns, plus a resolution bonus."""
+
+    def predict(self, codes):
+        macs = op_cost_predictor(self.space, "macs").predict(codes)
+        return 0.5 + 0.3 * np.log1p(macs) / np.log1p(60.0) + 0.01 * codes[:, -1]
+
+
+def test_one_hot_features_encode_depth_by_unlit_slots(space):
+    codes = space.sample_codes(200, 0)
+    features = one_hot_features(space, codes)
+    assert features.shape == (200, feature_count(space)) == (200, 20 * 6 + 3)
+    archs = space.decode(codes)
+    active = np.array([sum(a.d) for a in archs])
+    np.testing.assert_array_equal(features.sum(axis=1), 2 * active + 1)
+    arch = archs[0]
+    slot = space.active_slots(arch)[0]
+    assert features[0, slot * 3 + space.ks.index(arch.ks[slot])] == 1.0
+
+
+def test_accuracy_predictor_learns_ranks_and_round_trips(space, tmp_path):
+    codes = space.sample_codes(600, 1)
+    truth = MacsLikePredictor(space).predict(codes)
+    truth = truth + np.random.default_rng(0).normal(0, 0.002, len(truth))
+    predictor = AccuracyPredictor(space)
+    report = predictor.fit(codes, truth, epochs=60, seed=0)
+    assert report["n_val"] == 120 and report["val"]["spearman"] > 0.9 and report["val"]["kendall"] > 0.75
+    assert float(predictor.base_accuracy) == pytest.approx(truth.mean(), abs=0.01)  # the training part's mean
+    with torch.no_grad():
+        torch_out = predictor(torch.from_numpy(one_hot_features(space, codes[:50]))).numpy()
+    np.testing.assert_allclose(predictor.predict(codes[:50]), torch_out, rtol=1e-5, atol=1e-6)
+    predictor.save(tmp_path / "acc.safetensors")
+    loaded = AccuracyPredictor.load(tmp_path / "acc.safetensors", space)
+    np.testing.assert_array_equal(loaded.predict(codes), predictor.predict(codes))
+    assert loaded.report["val"]["spearman"] == report["val"]["spearman"]
+    with pytest.raises(ValueError, match="trained for space 'tiny-mbv3'"):
+        AccuracyPredictor.load(tmp_path / "acc.safetensors", get_space("ofa-mbv3-w1.0"))
+    (tmp_path / "bad.safetensors").write_bytes(b"not a file")
+    with pytest.raises(ValueError, match="bad.safetensors: not a readable"):
+        AccuracyPredictor.load(tmp_path / "bad.safetensors", space)
+    with pytest.raises(ValueError, match="fractions"):
+        predictor.fit(codes, truth * 100)
+
+
+def test_macs_and_params_through_the_native_sum_are_exact(space):
+    codes = space.sample_codes(50, 2)
+    archs = space.decode(codes)
+    np.testing.assert_allclose(op_cost_predictor(space, "macs").predict(codes) * 1e6, [space.macs(a) for a in archs])
+    np.testing.assert_allclose(op_cost_predictor(space, "params").predict(codes) * 1e6, [space.params(a) for a in archs])
+
+
+def test_smallest_is_the_exact_minimum(space, latency):
+    value, codes = smallest(latency)
+    assert latency.predict(codes[None])[0] == pytest.approx(value)
+    assert value <= latency.predict(space.sample_codes(20_000, 3)).min()
+    assert value <= latency.predict(space.encode(space.min_arch()))[0] + 1e-12
+    macs, macs_codes = smallest(op_cost_predictor(space, "macs"))
+    assert macs * 1e6 == pytest.approx(space.macs(space.min_arch()))  # MACs are monotone: the min arch
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    latency = np.array([1.0, 2.0, 2.0, 3.0, 0.5, 4.0])
+    accuracy = np.array([0.5, 0.7, 0.6, 0.65, 0.4, 0.8])
+    assert pareto_front(latency, accuracy).tolist() == [4, 0, 1, 5]
+
+
+def test_evolution_meets_the_budget_and_beats_random_search(space, latency):
+    accuracy = MacsLikePredictor(space)
+    low, _ = smallest(latency)
+    high = float(latency.predict(space.encode(space.max_arch()))[0])
+    budget = low + 0.35 * (high - low)
+    result = evolution_search(space, accuracy, {"cpu": latency}, {"cpu": budget}, population=60, generations=120, seed=0)
+    best = result.best[0]
+    assert best.latency_ms["cpu"] <= budget and best.budgets_ms == {"cpu": budget}
+    assert best.latency_ms["cpu"] == pytest.approx(latency.predict_one(best.arch))
+    assert best.accuracy == pytest.approx(accuracy.predict(space.encode(best.arch))[0])
+    assert best.macs == space.macs(best.arch) and best.params == space.params(best.arch)
+    assert np.all(np.diff(result.history[0]) >= 0)  # elitism: the best never gets worse
+    random_codes = space.sample_codes(20_000, 5)
+    feasible = random_codes[latency.predict(random_codes) <= budget]
+    assert best.accuracy >= accuracy.predict(feasible).max()
+    front = result.pareto["cpu"]
+    lat = np.array([c.latency_ms["cpu"] for c in front])
+    acc = np.array([c.accuracy for c in front])
+    assert np.all(np.diff(lat) >= 0) and np.all(np.diff(acc) > 0)
+    assert any(abs(c.accuracy - best.accuracy) < 1e-12 for c in front)
+
+
+def test_several_budgets_and_devices_run_batched_and_jointly(space, latency):
+    other = LatencyPredictor(space, random_table(space, seed=7))
+    accuracy = MacsLikePredictor(space)
+    cpu_budgets = smallest(latency)[0] * np.array([1.6, 2.0, 2.6])
+    phone_budgets = smallest(other)[0] * np.array([1.6, 2.0, 2.6])
+    result = evolution_search(space, accuracy, {"cpu": latency, "phone": other},
+                              {"cpu": cpu_budgets, "phone": phone_budgets}, max_macs=20e6,
+                              population=40, generations=60, seed=1)
+    assert len(result.best) == 3 and set(result.pareto) == {"cpu", "phone"}
+    for best, cpu, phone in zip(result.best, cpu_budgets, phone_budgets):
+        assert best.latency_ms["cpu"] <= cpu and best.latency_ms["phone"] <= phone and best.macs <= 20e6
+    accuracies = [b.accuracy for b in result.best]
+    assert accuracies == sorted(accuracies)  # looser budgets never do worse
+
+
+def test_impossible_budgets_fail_at_once_naming_the_smallest(space, latency):
+    accuracy = MacsLikePredictor(space)
+    low, _ = smallest(latency)
+    with pytest.raises(ValueError, match=rf"latency:cpu budget 0.5 ms cannot be met: the smallest achievable is {low:.4g} ms"):
+        evolution_search(space, accuracy, {"cpu": latency}, {"cpu": 0.5})
+    with pytest.raises(ValueError, match="macs budget 1 M cannot be met"):
+        evolution_search(space, accuracy, {"cpu": latency}, {"cpu": 100.0}, max_macs=1e6)
+    other = LatencyPredictor(space, random_table(space, seed=7))  # its fast ops are slow on 'cpu' and the reverse
+    with pytest.raises(ValueError, match=r"cannot be met together \(proven: every subnet exceeds"):
+        evolution_search(space, accuracy, {"cpu": latency, "phone": other},
+                         {"cpu": 1.3 * smallest(latency)[0], "phone": 1.3 * smallest(other)[0]})
+    with pytest.raises(ValueError, match="not among the latency predictors"):
+        evolution_search(space, accuracy, {"cpu": latency}, {"gpu": 3.0})
+    with pytest.raises(ValueError, match="equal lengths"):
+        evolution_search(space, accuracy, {"cpu": latency, "b": latency}, {"cpu": [5, 6], "b": [5, 6, 7]})
