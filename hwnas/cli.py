@@ -183,6 +183,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from .search.run import SearchOptions, parse_budgets, results_table, run_search
+
+    luts = [v for v in args.lut.split(",") if v]
+    out = args.out or f"runs/search/{Path(args.supernet).parent.name or 'supernet'}-{args.strategy}"
+    options = SearchOptions(
+        supernet=args.supernet, luts=luts, budgets_ms=parse_budgets(args.latency_ms, len(luts)), out=out,
+        strategy=args.strategy, data_dir=args.data_dir, predictor=args.predictor, n_archs=args.n_archs,
+        population=args.population, generations=args.generations, max_macs=args.max_macs, max_params=args.max_params,
+        penalty=args.penalty, weight=args.weight, steps=args.steps, measure=args.measure, seed=args.seed,
+        device=args.device, extra={"argv": sys.argv[1:]},
+    )
+    results = run_search(options)
+    if results:
+        report = results["accuracy_predictor"].get("val") or {}
+        if report:
+            print(f"accuracy predictor: held-out Spearman {report['spearman']:.3f}, Kendall {report['kendall']:.3f}, "
+                  f"RMSE {report['rmse_pts']:.2f} points")
+        print(results_table(results))
+        print(f"{results['strategy']} search {results['search_seconds']:.2f} s; results {Path(out) / 'results.json'}; "
+              f"plot {Path(out) / 'pareto.png'}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -263,6 +287,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)")
     train.add_argument("--max-steps-per-phase", type=int, help="cap every phase (smoke runs)")
     train.set_defaults(func=_cmd_train)
+
+    search = verbs.add_parser("search", help="find the most accurate subnet per latency budget (evolution or gradient)")
+    search.add_argument("--supernet", required=True, help="a supernet written by hwnas train")
+    search.add_argument("--lut", required=True, help="LUT file(s), comma-separated: one per device")
+    search.add_argument("--latency-ms", required=True,
+                        help="budgets per LUT, ',' between budgets and ';' between LUTs: '5,8,12' or '5,8;20,30' "
+                             "(the i-th budget of every LUT forms one search); an empty group only reports that device")
+    search.add_argument("--strategy", default="evolution", choices=["evolution", "gradient"])
+    search.add_argument("--out", help="run folder (default runs/search/<supernet folder>-<strategy>)")
+    search.add_argument("--data-dir", help="where the training data is now (default: the folder the supernet recorded)")
+    search.add_argument("--predictor", help="reuse this accuracy predictor instead of measuring a dataset")
+    search.add_argument("--n-archs", type=int, default=500, help="subnets measured for the accuracy predictor (500)")
+    search.add_argument("--population", type=int, default=100)
+    search.add_argument("--generations", type=int, default=500)
+    search.add_argument("--max-macs", type=float, help="also limit MACs (a count, e.g. 2e7)")
+    search.add_argument("--max-params", type=float, help="also limit parameters (a count)")
+    search.add_argument("--penalty", default="hinge", choices=["add", "mul", "hinge"], help="gradient: latency penalty")
+    search.add_argument("--weight", type=float, default=2.0, help="gradient: penalty weight λ (default 2)")
+    search.add_argument("--steps", type=int, default=300, help="gradient: steps (default 300)")
+    search.add_argument("--measure", action="store_true",
+                        help="re-measure the found archs end to end here, on each LUT's own runtime and threads")
+    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    search.set_defaults(func=_cmd_search)
 
     demo = verbs.add_parser("demo", help="the end-to-end job on the shipped data (offline)")
     demo.add_argument("--out", default="runs/demo")

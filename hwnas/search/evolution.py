@@ -30,7 +30,7 @@ from .costs import minimize_additive, op_cost_predictor, smallest
 from .pareto import ParetoArchive
 
 REPAIR_ROUNDS = 64
-REPAIR_STEP_PROB = 0.25
+REPAIR_MIN_STEP = 0.1  # per-gene step-down probability of a row barely over budget
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,22 @@ class Genome:
         return genes
 
     def mutate(self, rng: np.random.Generator, genes: np.ndarray, prob: float) -> np.ndarray:
-        mask = rng.random(genes.shape) < prob
-        return np.where(mask, self.random(rng, len(genes)), genes)
+        """Each gene redrawn uniformly with probability ``prob`` (any leading shape)."""
+        fresh = (rng.random(genes.shape) * self.sizes).astype(np.int32)
+        return np.where(rng.random(genes.shape) < prob, fresh, genes)
+
+    def relevant(self, genes: np.ndarray) -> np.ndarray:
+        """bool like ``genes``: False for the kernel and expand genes of slots beyond their stage's depth
+        (changing them changes nothing), True elsewhere."""
+        space = self.space
+        B, G = space.num_blocks, space.num_stages
+        depth = np.asarray(space.depth)[genes[:, 2 * B:2 * B + G]]  # [N, G]
+        max_depth = B // G
+        active = (np.arange(B) % max_depth)[None, :] < depth[:, np.arange(B) // max_depth]
+        mask = np.ones(genes.shape, dtype=bool)
+        mask[:, :B] = active
+        mask[:, B:2 * B] = active
+        return mask
 
     @staticmethod
     def crossover(rng: np.random.Generator, first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -239,74 +253,88 @@ class EvolutionSearch:
         return None, dual
 
     def _costs(self, codes: np.ndarray) -> np.ndarray:
-        if not self.limits:
-            return np.zeros((0, len(codes)))
-        return np.stack([limit.predictor.predict(codes) for limit in self.limits])
+        costs = np.empty((len(self.limits), len(codes)))
+        for row, limit in enumerate(self.limits):
+            costs[row] = limit.predictor.predict(codes)
+        return costs
 
     def _violation(self, costs: np.ndarray, runs: np.ndarray) -> np.ndarray:
         """Sum over limits of the relative excess over the run's bound (0 when every limit is met)."""
-        if not self.limits:
-            return np.zeros(costs.shape[1])
-        bounds = np.stack([limit.bounds[runs] for limit in self.limits])
-        return np.maximum(costs / bounds - 1.0, 0.0).sum(axis=0)
+        return np.maximum(costs / self._bounds[:, runs] - 1.0, 0.0).sum(axis=0)
 
     def repair(self, genes: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Step genes of over-budget rows down (each with probability 1/4 per round) until every row fits;
-        a row that reaches the smallest genes and still does not fit becomes its run's anchor.
-        Returns (genes, costs)."""
+        """Step genes of over-budget rows down until every row fits; returns (genes, costs).
+
+        Each round, every gene of an over-budget row above its smallest choice steps down with a
+        probability that grows with the row's excess (a row 2% over loses a gene or two, one 50% over
+        many). A row that reaches the smallest genes and still does not fit becomes its run's anchor.
+        """
         genes = genes.copy()
         costs = self._costs(self.genome.codes(genes))
-        bad = np.flatnonzero(self._violation(costs, runs) > 0)
+        excess = self._violation(costs, runs)
+        bad = np.flatnonzero(excess > 0)
         for _ in range(REPAIR_ROUNDS):
             if not len(bad):
                 break
             rows = genes[bad]
-            step = (self.rng.random(rows.shape) < REPAIR_STEP_PROB) & (rows > 0)
+            prob = np.clip(REPAIR_MIN_STEP + 3.0 * excess[bad], REPAIR_MIN_STEP, 0.8)[:, None]
+            rows -= (self.rng.random(rows.shape) < prob) & (rows > 0) & self.genome.relevant(rows)
             stuck = ~(rows > 0).any(axis=1)
-            rows = rows - step
             rows[stuck] = self.anchors[runs[bad[stuck]]]
             genes[bad] = rows
             costs[:, bad] = self._costs(self.genome.codes(rows))
-            bad = bad[self._violation(costs[:, bad], runs[bad]) > 0]
+            excess[bad] = self._violation(costs[:, bad], runs[bad])
+            bad = bad[excess[bad] > 0]
         if len(bad):  # cannot happen for monotone costs; guarantees feasibility otherwise
             genes[bad] = self.anchors[runs[bad]]
             costs[:, bad] = self._costs(self.genome.codes(genes[bad]))
         return genes, costs
 
+    def accuracy(self, genes: np.ndarray) -> np.ndarray:
+        """Predicted accuracy of genes ``[N, S]``; archs seen before come from a cache (about half of the
+        children of a converging population are archs it has already evaluated)."""
+        keys = (genes.astype(np.uint64) * self._hash_weights).sum(axis=1).tolist()  # wraps mod 2**64
+        cache = self._cache
+        values = np.fromiter((cache.get(k, np.nan) for k in keys), dtype=np.float64, count=len(keys))
+        missing = np.flatnonzero(np.isnan(values))
+        if len(missing):
+            values[missing] = self.accuracy_predictor.predict(self.genome.codes(genes[missing]))
+            cache.update(zip((keys[i] for i in missing), values[missing].tolist()))
+        return values
+
     # --- the loop -------------------------------------------------------------------------------
     def run(self, progress: bool = False) -> SearchResult:
         start = time.perf_counter()
         R, P, n_par, n_mut = self.runs, self.population, self.parents, self.mutants
-        runs_of_children = np.repeat(np.arange(R), P)
-        genes, costs = self.repair(self.genome.random(self.rng, R * P), runs_of_children)
-        fitness = self.accuracy_predictor.predict(self.genome.codes(genes))
+        self._bounds = np.stack([limit.bounds for limit in self.limits]) if self.limits else np.ones((0, R))
+        self._hash_weights = self.rng.integers(1, 2**63, len(self.genome.sizes), dtype=np.uint64) | np.uint64(1)
+        self._cache: dict[int, float] = {}
+        child_runs = np.repeat(np.arange(R), P)
+        run_rows = np.arange(R)[:, None]
+        genes, costs = self.repair(self.genome.random(self.rng, R * P), child_runs)
+        fitness = self.accuracy(genes)
         archive = ParetoArchive(list(self.latency_predictors))
         self._record(archive, genes, fitness, costs)
         genes, costs, fitness = genes.reshape(R, P, -1), costs.reshape(len(self.limits), R, P), fitness.reshape(R, P)
         history = np.empty((R, self.generations + 1))
         history[:, 0] = fitness.max(axis=1)
         for generation in tqdm(range(self.generations), desc="evolution", unit="gen", disable=not progress):
-            keep = np.argsort(-fitness, axis=1, kind="stable")[:, :n_par]  # [R, n_par]
-            parents = np.take_along_axis(genes, keep[:, :, None], axis=1)
-            parent_fitness = np.take_along_axis(fitness, keep, axis=1)
-            parent_costs = np.take_along_axis(costs, keep[None], axis=2)
-            pick = self.rng.integers(0, n_par, (R, P, 2))
-            first = np.take_along_axis(parents, pick[:, :, :1], axis=1)  # [R, P, S]
-            second = np.take_along_axis(parents, pick[:, :, 1:], axis=1)
-            children = np.concatenate([
-                self.genome.mutate(self.rng, first[:, :n_mut].reshape(R * n_mut, -1), self.mutate_prob).reshape(R, n_mut, -1),
-                Genome.crossover(self.rng, first[:, n_mut:], second[:, n_mut:]),
-            ], axis=1).reshape(R * P, -1)
-            children, child_costs = self.repair(children, runs_of_children)
-            child_fitness = self.accuracy_predictor.predict(self.genome.codes(children))
+            keep = np.argpartition(-fitness, n_par - 1, axis=1)[:, :n_par]  # the best n_par of each run
+            parents, parent_fitness, parent_costs = genes[run_rows, keep], fitness[run_rows, keep], costs[:, run_rows, keep]
+            pick = self.rng.integers(0, n_par, (2, R, P))
+            first, second = parents[run_rows, pick[0]], parents[run_rows, pick[1]]  # [R, P, S]
+            children = np.empty_like(first)
+            children[:, :n_mut] = self.genome.mutate(self.rng, first[:, :n_mut], self.mutate_prob)
+            children[:, n_mut:] = Genome.crossover(self.rng, first[:, n_mut:], second[:, n_mut:])
+            children, child_costs = self.repair(children.reshape(R * P, -1), child_runs)
+            child_fitness = self.accuracy(children)
             self._record(archive, children, child_fitness, child_costs)
             genes = np.concatenate([parents, children.reshape(R, P, -1)], axis=1)
             fitness = np.concatenate([parent_fitness, child_fitness.reshape(R, P)], axis=1)
             costs = np.concatenate([parent_costs, child_costs.reshape(len(self.limits), R, P)], axis=2)
             history[:, generation + 1] = fitness.max(axis=1)
         best = np.argmax(fitness, axis=1)
-        best_genes = genes[np.arange(R), best]
-        winners = self._candidates(best_genes, fitness[np.arange(R), best])
+        winners = self._candidates(genes[np.arange(R), best], fitness[np.arange(R), best])
         for run, candidate in enumerate(winners):
             candidate.budgets_ms = {limit.name.split(":", 1)[1]: float(limit.bounds[run])
                                     for limit in self.limits if limit.name.startswith("latency:")}

@@ -150,7 +150,9 @@ def gradient_search(supernet: OFAMobileNetV3, predictor: LatencyPredictor, budge
     device = next(supernet.parameters()).device
     logits = ArchitectureLogits(supernet, predictor.resolution_mask).to(device)
     optimizer = torch.optim.Adam(logits.parameters(), lr=lr)
-    loader = BatchLoader(data, batch_size, seed=seed, transform=preprocessing.transform())
+    if len(data) == 0:
+        raise ValueError("gradient_search: no images for the task loss")
+    loader = BatchLoader(data, min(batch_size, len(data)), seed=seed, transform=preprocessing.transform())
     norms = [m for m in supernet.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     modes = [(m, m.training) for m in supernet.modules()]
@@ -181,8 +183,8 @@ def gradient_search(supernet: OFAMobileNetV3, predictor: LatencyPredictor, budge
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            history.append({"step": step, "loss": float(loss), "task_loss": float(task),
-                            "expected_latency_ms": float(expected), "tau": temperature})
+            history.append({"step": step, "loss": float(loss.detach()), "task_loss": float(task.detach()),
+                            "expected_latency_ms": float(expected.detach()), "tau": temperature})
     finally:
         for norm, momentum in zip(norms, momenta):
             norm.momentum = momentum

@@ -1,0 +1,208 @@
+"""``hwnas search``: from a trained supernet and device LUTs to the best subnet per latency budget.
+
+Writes into ``out``: ``accuracy_dataset/`` (journaled measurements, resumable), ``accuracy_predictor.safetensors``
+with its held-out report, ``results.json`` (per budget: the arch, predicted and measured holdout accuracy,
+latency per device, MACs, params; and the Pareto fronts) and ``pareto.png``. A predictor passed with
+``predictor=`` (or found in ``out``) is reused instead of measuring a new dataset.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..atomic import write_json_atomic
+from ..latency.predictor import LatencyPredictor
+from ..latency.table import LatencyTable
+from ..nn.checkpoint import load_supernet, supernet_extra
+from ..nn.supernet import OFAMobileNetV3
+from ..space.arch import Arch
+from ..train.distributed import process_group
+from ..train.evaluate import subnet_accuracy
+from ..train.run import EvalData, load_eval_data
+from .accuracy_predictor import AccuracyPredictor
+from .dataset import build_accuracy_dataset
+from .evolution import evolution_search
+from .gradient import PENALTIES, gradient_search
+from .plots import plot_pareto
+
+STRATEGIES = ("evolution", "gradient")
+DEFAULT_DATA = {"name": "cifar10", "data_dir": None, "holdout": 0.1, "seed": 0, "bn_images": 2000}
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    supernet: str
+    luts: Sequence[str]
+    budgets_ms: Sequence[Sequence[float]]  # one list per LUT (empty: that device is only reported)
+    out: str
+    strategy: str = "evolution"
+    data_dir: str | None = None          # overrides the folder the supernet recorded
+    predictor: str | None = None
+    n_archs: int = 500                   # accuracy dataset size
+    population: int = 100
+    generations: int = 500
+    max_macs: float | None = None
+    max_params: float | None = None
+    penalty: str = "hinge"
+    weight: float = 2.0
+    steps: int = 300
+    measure: bool = False                # re-measure the found archs end to end on each LUT's own runtime, here
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def device_name(lut: str | Path) -> str:
+    """``device_profiles/ort-cpu-1t-tiny-mbv3/lut.json`` → ``ort-cpu-1t-tiny-mbv3``; ``note10.json`` → ``note10``."""
+    path = Path(lut)
+    return path.parent.name if path.name == "lut.json" and path.parent.name else path.stem
+
+
+def parse_budgets(text: str, n_luts: int) -> list[list[float]]:
+    """``"5,8,12;20,30,40"`` → one list per LUT (``;`` between LUTs, ``,`` between budgets)."""
+    groups = text.split(";")
+    if len(groups) != n_luts:
+        raise ValueError(f"--latency-ms has {len(groups)} budget group(s) for {n_luts} LUT(s); separate them with ';'")
+    try:
+        return [[float(v) for v in group.replace(" ", "").split(",") if v] for group in groups]
+    except ValueError:
+        raise ValueError(f"--latency-ms {text!r}: budgets must be numbers in ms") from None
+
+
+def _check(options: SearchOptions) -> None:
+    if options.strategy not in STRATEGIES:
+        raise ValueError(f"strategy={options.strategy!r}; choose one of {list(STRATEGIES)}")
+    if len(options.luts) != len(options.budgets_ms) or not options.luts:
+        raise ValueError(f"{len(options.luts)} LUT(s) but {len(options.budgets_ms)} budget group(s)")
+    constrained = [b for b in options.budgets_ms if b]
+    if not constrained:
+        raise ValueError("no latency budget given (--latency-ms)")
+    if len({len(b) for b in constrained}) > 1:
+        raise ValueError("every constrained LUT needs the same number of budgets (the i-th of each is one search)")
+    if options.strategy == "gradient" and len(constrained) != 1:
+        raise ValueError("gradient search takes budgets on exactly one LUT")
+    if options.penalty not in PENALTIES:
+        raise ValueError(f"penalty={options.penalty!r}; choose one of {list(PENALTIES)}")
+
+
+def run_search(options: SearchOptions) -> dict[str, Any]:
+    """The whole job; returns what ``results.json`` holds."""
+    _check(options)
+    started = time.perf_counter()
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with process_group(options.device) as launch:
+        supernet = load_supernet(options.supernet, launch.device).eval()
+        space = supernet.space
+        source = {**DEFAULT_DATA, **supernet_extra(options.supernet).get("data", {})}
+        data, _ = load_eval_data(source, options.data_dir)
+        names = [device_name(lut) for lut in options.luts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two LUTs share the device name in {names}; give them distinct folders or file names")
+        latency = {name: LatencyPredictor(space, LatencyTable.load(lut)) for name, lut in zip(names, options.luts)}
+        budgets = {name: list(b) for name, b in zip(names, options.budgets_ms) if b}
+        predictor = _accuracy_predictor(options, out, supernet, data, launch.rank, launch.world_size)
+        if not launch.is_main:
+            return {}
+        if options.strategy == "evolution":
+            result = evolution_search(space, predictor, latency, budgets, options.max_macs, options.max_params,
+                                      options.population, options.generations, seed=options.seed,
+                                      progress=options.progress)
+            found = [c.to_dict() for c in result.best]
+            fronts = {device: [c.to_dict() for c in front] for device, front in result.pareto.items()}
+            search_seconds = result.seconds
+        else:
+            (name, values), = budgets.items()
+            found, fronts, search_seconds = [], {}, 0.0
+            for budget in values:
+                found_one = gradient_search(supernet, latency[name], budget, data.calibration, data.preprocessing,
+                                            steps=options.steps, penalty=options.penalty, weight=options.weight,
+                                            seed=options.seed, progress=options.progress)
+                search_seconds += found_one.seconds
+                codes = space.encode(found_one.arch)
+                found.append({"arch": found_one.arch.to_dict(), "accuracy": float(predictor.predict(codes)[0]),
+                              "latency_ms": {n: float(p.predict(codes)[0]) for n, p in latency.items()},
+                              "macs": space.macs(found_one.arch), "params": space.params(found_one.arch),
+                              "budgets_ms": {name: budget}, "expected_latency_ms": found_one.expected_latency_ms})
+        for entry in found:  # the predictor's word checked against a measurement
+            entry["holdout_accuracy"] = subnet_accuracy(supernet, Arch.from_dict(entry["arch"]), data.calibration,
+                                                        data.validation, data.preprocessing)
+        if options.measure:
+            _measure_latency(found, latency, out, options.seed, options.progress)
+        results = {
+            "strategy": options.strategy, "space": space.name, "supernet": str(options.supernet),
+            "luts": dict(zip(names, map(str, options.luts))), "budgets_ms": budgets, "found": found, "pareto": fronts,
+            "accuracy_predictor": predictor.report, "search_seconds": round(search_seconds, 3),
+            "wall_s": round(time.perf_counter() - started, 1), "options": asdict(options),
+        }
+        write_json_atomic(out / "results.json", results)
+        plot_pareto(results, out / "pareto.png")
+        return results
+
+
+def _measure_latency(found: list[dict[str, Any]], latency: dict[str, LatencyPredictor], out: Path, seed: int,
+                     progress: bool) -> None:
+    """End-to-end latency of each found arch on the runtime and threads each LUT was profiled with, on this
+    machine (the profiler's protocol, journaled); devices profiled elsewhere are skipped with a note."""
+    from ..latency.protocol import Protocol
+    from ..latency.targets import get_target, target_names
+    from ..latency.validate import measure_subnets
+
+    archs = [Arch.from_dict(entry["arch"]) for entry in found]
+    for name, predictor in latency.items():
+        meta = predictor.table.metadata
+        target_name, threads = meta.get("target"), (meta.get("runtime") or {}).get("threads") or 1
+        if target_name not in target_names():
+            print(f"[search] {name}: profiled on {target_name or 'another machine'}; not re-measured here")
+            continue
+        target = get_target(target_name, int(threads))
+        measured = measure_subnets(predictor.space, target, archs, out / f"measured-{name}.jsonl", Protocol(),
+                                   passes=8, seed=seed, progress=progress)
+        for entry, value in zip(found, measured):
+            entry.setdefault("measured_latency_ms", {})[name] = float(value)
+
+
+def _accuracy_predictor(options: SearchOptions, out: Path, supernet: OFAMobileNetV3, data: EvalData, rank: int,
+                        world_size: int) -> AccuracyPredictor:
+    """The predictor given, the one in ``out``, or a new one fitted on a freshly measured dataset."""
+    space = supernet.space
+    saved = Path(options.predictor) if options.predictor else out / "accuracy_predictor.safetensors"
+    if saved.exists():
+        return AccuracyPredictor.load(saved, space)
+    if options.predictor:
+        raise ValueError(f"{saved}: no such accuracy predictor")
+    dataset = build_accuracy_dataset(supernet, data.calibration, data.validation, data.preprocessing, options.n_archs,
+                                     out / "accuracy_dataset", seed=options.seed, rank=rank, world_size=world_size,
+                                     progress=options.progress and rank == 0)
+    predictor = AccuracyPredictor(space)
+    torch.manual_seed(options.seed)
+    report = predictor.fit(dataset.codes, dataset.accuracies, seed=options.seed)
+    report["dataset_seconds"] = round(dataset.seconds, 1)
+    report["accuracy_range"] = [float(np.min(dataset.accuracies)), float(np.max(dataset.accuracies))]
+    if rank == 0:
+        predictor.save(saved)
+    return predictor
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """One row per found arch: budget, predicted (and measured) latency per device, MACs, accuracies."""
+    devices = list(results["luts"])
+    header = f"{'budget':<16}" + "".join(f"{d[:24]:>26}" for d in devices) + f"{'MACs':>9}{'pred acc':>10}{'holdout':>9}"
+    lines = [header]
+    for entry in results["found"]:
+        budget = ", ".join(f"{v:g}" for v in entry["budgets_ms"].values()) + " ms"
+        cells = []
+        for device in devices:
+            measured = (entry.get("measured_latency_ms") or {}).get(device)
+            text = f"{entry['latency_ms'][device]:.3f}" + (f" (meas {measured:.3f})" if measured is not None else "")
+            cells.append(f"{text + ' ms':>26}")
+        lines.append(f"{budget:<16}" + "".join(cells)
+                     + f"{entry['macs'] / 1e6:>8.1f}M{entry['accuracy']:>10.2%}{entry['holdout_accuracy']:>9.2%}")
+    return "\n".join(lines)
