@@ -3,9 +3,11 @@
 OFA's loop, without its costs: OFA mutates and crosses one arch at a time, looks each one's latency up
 op by op in a Python dict, and redraws until a child fits the budget (a rejection loop that never
 ends when the budget is below the smallest subnet). Here a generation is a handful of array
-operations on int32 genomes for every run (budget) at once: one native predictor call per
-constraint, one MLP call for accuracy. Children over budget are *repaired* — genes stepped down to
-cheaper choices, a few at a time, until they fit — and budgets below the smallest achievable value
+operations on int32 genomes for every run (budget) at once: a few native predictor calls per
+constraint, one MLP call for accuracy. Each child slot draws variations of its parents in batches
+(``CANDIDATES`` per slot in each round) and keeps the first that fits the budgets — the distribution
+OFA's redrawing samples from, without its loop; a slot none of whose candidates fit is *repaired*
+(genes stepped down to cheaper choices until it fits). Budgets below the smallest achievable value
 are refused before the search starts, with that value in the message.
 
 Selection follows OFA: the best quarter of the population survives (elitism), half of the new
@@ -29,6 +31,8 @@ from .accuracy_predictor import AccuracyPredictor
 from .costs import minimize_additive, op_cost_predictor, smallest
 from .pareto import ParetoArchive
 
+CANDIDATES = (2, 8)  # variations drawn per child slot in each round; the first that fits is kept
+INITIAL_DRAWS = 20_000  # uniform random archs drawn per run for the first population; those that fit are kept
 REPAIR_ROUNDS = 64
 REPAIR_MIN_STEP = 0.1  # per-gene step-down probability of a row barely over budget
 
@@ -98,6 +102,8 @@ class Genome:
         self.resolution_codes = np.asarray(sorted(resolution_codes), dtype=np.int32)
         self.sizes = space.code_cardinalities().astype(np.int64)
         self.sizes[-1] = len(self.resolution_codes)
+        # a repair step moves every gene about as far across its range: one of 3 kernels, ~8 of 17 resolutions
+        self.step = np.maximum(1, (self.sizes - 1) // 2).astype(np.int32)
 
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return (rng.random((n, len(self.sizes))) * self.sizes).astype(np.int32)
@@ -113,9 +119,14 @@ class Genome:
         return genes
 
     def mutate(self, rng: np.random.Generator, genes: np.ndarray, prob: float) -> np.ndarray:
-        """Each gene redrawn uniformly with probability ``prob`` (any leading shape)."""
-        fresh = (rng.random(genes.shape) * self.sizes).astype(np.int32)
-        return np.where(rng.random(genes.shape) < prob, fresh, genes)
+        """OFA's mutation of rows ``[N, S]``: with probability ``prob`` each, a block slot redraws its kernel
+        and expand ratio, a stage its depth, the arch its resolution (uniformly; the same value may return)."""
+        B, G = self.space.num_blocks, self.space.num_stages
+        events = rng.random((len(genes), B + G + 1)) < prob
+        rows, columns = np.nonzero(np.concatenate([events[:, :B], events], axis=1))
+        out = genes.copy()
+        out[rows, columns] = (rng.random(len(rows)) * self.sizes[columns]).astype(np.int32)
+        return out
 
     def relevant(self, genes: np.ndarray) -> np.ndarray:
         """bool like ``genes``: False for the kernel and expand genes of slots beyond their stage's depth
@@ -132,7 +143,9 @@ class Genome:
 
     @staticmethod
     def crossover(rng: np.random.Generator, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        return np.where(rng.random(first.shape) < 0.5, first, second)
+        """Each gene from one parent or the other with equal probability."""
+        coin = np.frombuffer(rng.bytes(first.size), dtype=np.uint8).reshape(first.shape) < 128
+        return np.where(coin, first, second)
 
 
 def _as_bounds(value: float | Sequence[float], runs: int, what: str) -> np.ndarray:
@@ -278,7 +291,8 @@ class EvolutionSearch:
                 break
             rows = genes[bad]
             prob = np.clip(REPAIR_MIN_STEP + 3.0 * excess[bad], REPAIR_MIN_STEP, 0.8)[:, None]
-            rows -= (self.rng.random(rows.shape) < prob) & (rows > 0) & self.genome.relevant(rows)
+            step = (self.rng.random(rows.shape) < prob) & self.genome.relevant(rows)
+            rows[:] = np.maximum(rows - step * self.genome.step, 0)
             stuck = ~(rows > 0).any(axis=1)
             rows[stuck] = self.anchors[runs[bad[stuck]]]
             genes[bad] = rows
@@ -290,28 +304,97 @@ class EvolutionSearch:
             costs[:, bad] = self._costs(self.genome.codes(genes[bad]))
         return genes, costs
 
+    def _draw(self, first: np.ndarray, second: np.ndarray, mutant: np.ndarray, count: int) -> np.ndarray:
+        """``count`` variations per child slot of its parents (``first``, ``second``: ``[slots, S]``): a mutant
+        slot mutates ``first``, the others cross ``first`` with ``second``. Returns ``[slots·count, S]``."""
+        first, second, mutant = (np.repeat(a, count, axis=0) for a in (first, second, mutant))
+        out = first
+        crossing = np.flatnonzero(~mutant)
+        if len(crossing):
+            out[crossing] = Genome.crossover(self.rng, first[crossing], second[crossing])
+        mutating = np.flatnonzero(mutant)
+        if len(mutating):
+            out[mutating] = self.genome.mutate(self.rng, first[mutating], self.mutate_prob)
+        return out
+
+    def _children(self, parents: np.ndarray, child_runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``population`` children per run that fit its budgets, as (genes ``[R·P, S]``, costs).
+
+        As in OFA, a child slot's parent(s) are chosen once and its variations redrawn until one fits;
+        here the redrawing is a few batched rounds, then the repair of the first variation.
+        """
+        R, P, S = self.runs, self.population, parents.shape[2]
+        pick = self.rng.integers(0, parents.shape[1], (2, R * P))
+        first, second = parents[child_runs, pick[0]], parents[child_runs, pick[1]]
+        mutant = np.arange(R * P) % P < self.mutants
+        children = np.empty((R * P, S), dtype=np.int32)
+        costs = np.empty((len(self.limits), R * P))
+        open_slots = np.arange(R * P)
+        first_draw = None
+        for k in CANDIDATES:
+            drawn = self._draw(first[open_slots], second[open_slots], mutant[open_slots], k)
+            if first_draw is None:
+                first_draw = drawn[::k].copy()
+            drawn_costs = self._costs(self.genome.codes(drawn))
+            fits = (self._violation(drawn_costs, np.repeat(child_runs[open_slots], k)) <= 0).reshape(-1, k)
+            rows = np.flatnonzero(fits.any(axis=1))
+            chosen = rows * k + fits[rows].argmax(axis=1)
+            children[open_slots[rows]] = drawn[chosen]
+            costs[:, open_slots[rows]] = drawn_costs[:, chosen]
+            left = ~fits.any(axis=1)
+            open_slots, first_draw = open_slots[left], first_draw[left]
+            if not len(open_slots):
+                break
+        if len(open_slots):
+            repaired, repaired_costs = self.repair(first_draw, child_runs[open_slots])
+            children[open_slots], costs[:, open_slots] = repaired, repaired_costs
+        return children, costs
+
+    def _first_population(self, child_runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``population`` archs per run drawn uniformly among those that fit (OFA's rejection sampling, as
+        one batch of ``INITIAL_DRAWS``); places no draw filled are repaired random archs."""
+        R, P, S = self.runs, self.population, len(self.genome.sizes)
+        drawn = self.genome.random(self.rng, R * INITIAL_DRAWS)
+        drawn_runs = np.repeat(np.arange(R), INITIAL_DRAWS)
+        drawn_costs = self._costs(self.genome.codes(drawn))
+        fits = (self._violation(drawn_costs, drawn_runs) <= 0).reshape(R, INITIAL_DRAWS)
+        genes = np.empty((R * P, S), dtype=np.int32)
+        costs = np.empty((len(self.limits), R * P))
+        missing = []
+        for run in range(R):
+            rows = run * INITIAL_DRAWS + np.flatnonzero(fits[run])[:P]
+            genes[run * P:run * P + len(rows)] = drawn[rows]
+            costs[:, run * P:run * P + len(rows)] = drawn_costs[:, rows]
+            missing.extend(range(run * P + len(rows), (run + 1) * P))
+        if missing:
+            missing = np.asarray(missing)
+            genes[missing], costs[:, missing] = self.repair(self.genome.random(self.rng, len(missing)), child_runs[missing])
+        return genes, costs
+
     def accuracy(self, genes: np.ndarray) -> np.ndarray:
-        """Predicted accuracy of genes ``[N, S]``; archs seen before come from a cache (about half of the
-        children of a converging population are archs it has already evaluated)."""
-        keys = (genes.astype(np.uint64) * self._hash_weights).sum(axis=1).tolist()  # wraps mod 2**64
-        cache = self._cache
-        values = np.fromiter((cache.get(k, np.nan) for k in keys), dtype=np.float64, count=len(keys))
+        """Predicted accuracy of genes ``[N, S]``; archs seen before come from a cache (more than half of the
+        children of a converging population are archs it has already evaluated). The key ignores the genes
+        of slots beyond their stage's depth, which do not change the arch."""
+        canonical = genes * self.genome.relevant(genes)
+        keys = (canonical.astype(np.uint64) * self._hash_weights).sum(axis=1).tolist()  # wraps mod 2**64
+        get = self._cache.get
+        values = np.array([get(k, np.nan) for k in keys], dtype=np.float64)
         missing = np.flatnonzero(np.isnan(values))
         if len(missing):
             values[missing] = self.accuracy_predictor.predict(self.genome.codes(genes[missing]))
-            cache.update(zip((keys[i] for i in missing), values[missing].tolist()))
+            self._cache.update(zip((keys[i] for i in missing), values[missing].tolist()))
         return values
 
     # --- the loop -------------------------------------------------------------------------------
     def run(self, progress: bool = False) -> SearchResult:
         start = time.perf_counter()
-        R, P, n_par, n_mut = self.runs, self.population, self.parents, self.mutants
+        R, P, n_par = self.runs, self.population, self.parents
         self._bounds = np.stack([limit.bounds for limit in self.limits]) if self.limits else np.ones((0, R))
         self._hash_weights = self.rng.integers(1, 2**63, len(self.genome.sizes), dtype=np.uint64) | np.uint64(1)
         self._cache: dict[int, float] = {}
         child_runs = np.repeat(np.arange(R), P)
         run_rows = np.arange(R)[:, None]
-        genes, costs = self.repair(self.genome.random(self.rng, R * P), child_runs)
+        genes, costs = self._first_population(child_runs)
         fitness = self.accuracy(genes)
         archive = ParetoArchive(list(self.latency_predictors))
         self._record(archive, genes, fitness, costs)
@@ -321,12 +404,7 @@ class EvolutionSearch:
         for generation in tqdm(range(self.generations), desc="evolution", unit="gen", disable=not progress):
             keep = np.argpartition(-fitness, n_par - 1, axis=1)[:, :n_par]  # the best n_par of each run
             parents, parent_fitness, parent_costs = genes[run_rows, keep], fitness[run_rows, keep], costs[:, run_rows, keep]
-            pick = self.rng.integers(0, n_par, (2, R, P))
-            first, second = parents[run_rows, pick[0]], parents[run_rows, pick[1]]  # [R, P, S]
-            children = np.empty_like(first)
-            children[:, :n_mut] = self.genome.mutate(self.rng, first[:, :n_mut], self.mutate_prob)
-            children[:, n_mut:] = Genome.crossover(self.rng, first[:, n_mut:], second[:, n_mut:])
-            children, child_costs = self.repair(children.reshape(R * P, -1), child_runs)
+            children, child_costs = self._children(parents, child_runs)
             child_fitness = self.accuracy(children)
             self._record(archive, children, child_fitness, child_costs)
             genes = np.concatenate([parents, children.reshape(R, P, -1)], axis=1)
@@ -334,13 +412,13 @@ class EvolutionSearch:
             costs = np.concatenate([parent_costs, child_costs.reshape(len(self.limits), R, P)], axis=2)
             history[:, generation + 1] = fitness.max(axis=1)
         best = np.argmax(fitness, axis=1)
-        winners = self._candidates(genes[np.arange(R), best], fitness[np.arange(R), best])
+        winners = self._candidates(genes[np.arange(R), best])
         for run, candidate in enumerate(winners):
             candidate.budgets_ms = {limit.name.split(":", 1)[1]: float(limit.bounds[run])
                                     for limit in self.limits if limit.name.startswith("latency:")}
         fronts = {}
-        for device, (front_codes, front_accuracy) in archive.fronts().items():
-            fronts[device] = self._candidates(self.genome.genes(front_codes), front_accuracy)
+        for device, (front_codes, _) in archive.fronts().items():
+            fronts[device] = self._candidates(self.genome.genes(front_codes))
         return SearchResult(winners, fronts, history, time.perf_counter() - start)
 
     def _record(self, archive: ParetoArchive, genes: np.ndarray, accuracy: np.ndarray, costs: np.ndarray) -> None:
@@ -351,8 +429,10 @@ class EvolutionSearch:
                      for name, predictor in self.latency_predictors.items()}
         archive.add(codes, accuracy, latencies)
 
-    def _candidates(self, genes: np.ndarray, accuracy: np.ndarray) -> list[Candidate]:
+    def _candidates(self, genes: np.ndarray) -> list[Candidate]:
+        """Archs with their predicted accuracy and costs."""
         codes = self.genome.codes(np.atleast_2d(genes))
+        accuracy = self.accuracy_predictor.predict(codes)
         latencies = {name: predictor.predict(codes) for name, predictor in self.latency_predictors.items()}
         macs, params = self._macs.predict(codes), self._params.predict(codes)
         return [Candidate(arch, float(accuracy[i]), {name: float(v[i]) for name, v in latencies.items()},
