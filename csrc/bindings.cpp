@@ -12,6 +12,7 @@
 #include "json.h"
 #include "latency_table.h"
 #include "predictor.h"
+#include "variation.h"
 
 namespace py = pybind11;
 using hwnas::LatencyPredictor;
@@ -217,6 +218,85 @@ py::tuple dense(const LatencyPredictor& p) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Variation (evolutionary search)
+
+CArray<int32_t> int32_array(const char* name, const py::object& obj) {
+  const py::array a = as_array(name, obj);
+  require_integer_dtype(name, a);
+  const auto out = CArray<int32_t>::ensure(a);
+  if (!out) throw py::value_error(std::string(name) + " must be convertible to int32");
+  return out;
+}
+
+// The predictors stay alive with the Variation (keep_alive on the tuple that holds them).
+std::unique_ptr<hwnas::Variation> make_variation(const py::tuple& predictors, const py::object& bounds_in,
+                                                 const py::object& anchors_in, std::vector<int32_t> sizes,
+                                                 std::vector<int32_t> resolution_codes,
+                                                 std::vector<int32_t> repair_step, int B, int G,
+                                                 std::vector<int> block_stage, std::vector<int> block_position,
+                                                 std::vector<int> depth_values, int population, int mutants,
+                                                 double mutate_prob, int max_draws, int repair_rounds,
+                                                 double repair_min_step) {
+  const auto bounds = float64_array("bounds", bounds_in);
+  require_shape("bounds", bounds, {static_cast<py::ssize_t>(predictors.size()), -1});
+  const auto anchors = int32_array("anchors", anchors_in);
+  require_shape("anchors", anchors, {-1, static_cast<py::ssize_t>(sizes.size())});
+  const int runs = static_cast<int>(anchors.shape(0));
+  if (predictors.size() && bounds.shape(1) != runs) {
+    throw py::value_error("bounds must have one column per run (" + std::to_string(runs) + "), got " +
+                          shape_text(bounds));
+  }
+  std::vector<hwnas::Limit> limits;
+  for (std::size_t l = 0; l < predictors.size(); ++l) {
+    const double* row = bounds.data() + l * runs;
+    limits.push_back({predictors[l].cast<const LatencyPredictor*>(), std::vector<double>(row, row + runs)});
+  }
+  hwnas::VariationConfig config{B, G, std::move(sizes), std::move(resolution_codes), std::move(repair_step),
+                                std::move(block_stage), std::move(block_position), std::move(depth_values),
+                                population, mutants, mutate_prob, max_draws, repair_rounds, repair_min_step};
+  return std::make_unique<hwnas::Variation>(std::move(config), std::move(limits),
+                                            std::vector<int32_t>(anchors.data(), anchors.data() + anchors.size()),
+                                            runs);
+}
+
+py::tuple variation_children(const hwnas::Variation& v, const py::object& parents_in, uint64_t seed) {
+  const auto parents = int32_array("parents", parents_in);
+  require_shape("parents", parents, {v.runs(), -1, v.S()});
+  const int n_parents = static_cast<int>(parents.shape(1));
+  const auto total = static_cast<py::ssize_t>(v.runs()) * v.population();
+  py::array_t<int32_t> children(std::vector<py::ssize_t>{total, v.S()});
+  py::array_t<double> costs(std::vector<py::ssize_t>{v.limits(), total});
+  int64_t repaired = 0;
+  const int32_t* src = parents.data();
+  int32_t* out = children.mutable_data();
+  double* cost = costs.mutable_data();
+  {
+    py::gil_scoped_release release;
+    repaired = v.children(src, n_parents, seed, out, cost);
+  }
+  return py::make_tuple(children, costs, repaired);
+}
+
+py::tuple variation_repair(const hwnas::Variation& v, const py::object& genes_in, const py::object& runs_in,
+                           uint64_t seed) {
+  auto genes = py::array_t<int32_t, py::array::c_style>(int32_array("genes", genes_in));  // a copy to repair
+  require_shape("genes", genes, {-1, v.S()});
+  const auto runs = int32_array("runs", runs_in);
+  require_shape("runs", runs, {genes.shape(0)});
+  const int64_t n = genes.shape(0);
+  py::array_t<double> costs(std::vector<py::ssize_t>{v.limits(), static_cast<py::ssize_t>(n)});
+  int32_t* rows = genes.mutable_data();
+  const int32_t* run = runs.data();
+  double* cost = costs.mutable_data();
+  int64_t repaired = 0;
+  {
+    py::gil_scoped_release release;
+    repaired = v.repair(rows, run, n, seed, cost);
+  }
+  return py::make_tuple(genes, costs, repaired);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors
 
 void raise_key_error(const hwnas::MissingKeysError& e) {
@@ -325,4 +405,14 @@ PYBIND11_MODULE(_C, m) {
       .def("predict", &predict, py::arg("codes"), py::arg("threads") = 1)
       .def("expected", &expected, py::arg("pk"), py::arg("pe"), py::arg("pd"), py::arg("pr"))
       .def("dense", &dense);
+
+  py::class_<hwnas::Variation>(m, "Variation",
+                               "Children that fit every limit, from parents, for evolutionary search (see variation.h).")
+      .def(py::init(&make_variation), py::keep_alive<1, 2>(), py::arg("predictors"), py::arg("bounds"),
+           py::arg("anchors"), py::arg("sizes"), py::arg("resolution_codes"), py::arg("repair_step"), py::arg("B"),
+           py::arg("G"), py::arg("block_stage"), py::arg("block_position"), py::arg("depth_values"),
+           py::arg("population"), py::arg("mutants"), py::arg("mutate_prob"), py::arg("max_draws"),
+           py::arg("repair_rounds"), py::arg("repair_min_step"))
+      .def("children", &variation_children, py::arg("parents"), py::arg("seed"))
+      .def("repair", &variation_repair, py::arg("genes"), py::arg("runs"), py::arg("seed"));
 }

@@ -148,3 +148,31 @@ def test_impossible_budgets_fail_at_once_naming_the_smallest(space, latency):
         evolution_search(space, accuracy, {"cpu": latency}, {"gpu": 3.0})
     with pytest.raises(ValueError, match="equal lengths"):
         evolution_search(space, accuracy, {"cpu": latency, "b": latency}, {"cpu": [5, 6], "b": [5, 6, 7]})
+
+
+def test_native_variation_breeds_children_that_fit_reproducibly(space, latency):
+    from hwnas.search.evolution import EvolutionSearch
+
+    low = smallest(latency)[0]
+    search = EvolutionSearch(space, MacsLikePredictor(space), {"cpu": latency}, {"cpu": [1.6 * low, 2.4 * low]},
+                             population=30, generations=0, seed=0)
+    variation = search._variation
+    genes, _ = search._first_population(np.repeat(np.arange(2), 30))
+    parents = genes.reshape(2, 30, -1)[:, :8]
+    children, costs, repaired = variation.children(parents, 123)
+    again, _, _ = variation.children(parents, 123)
+    np.testing.assert_array_equal(children, again)  # same seed, same children
+    assert children.shape == (60, space.num_codes) and 0 <= repaired <= 60
+    bounds = np.repeat([1.6 * low, 2.4 * low], 30)
+    predicted = latency.predict(search.genome.codes(children))
+    np.testing.assert_allclose(costs[0], predicted)
+    assert np.all(predicted <= bounds * (1 + 1e-12))
+    mutants = children.reshape(2, 30, -1)[:, :15]
+    assert any(not (parents[0] == m).all(axis=1).any() for m in mutants[0])  # some differ from every parent
+    big = np.tile(search.genome.sizes - 1, (4, 1)).astype(np.int32)  # the largest arch: over both budgets
+    fixed, fixed_costs, count = variation.repair(big, np.array([0, 0, 1, 1], dtype=np.int32), 5)
+    assert count == 4 and np.all(fixed_costs[0] <= np.repeat([1.6 * low, 2.4 * low], 2) * (1 + 1e-12))
+    bad = parents.copy()
+    bad[0, 0, -1] = 99
+    with pytest.raises(ValueError, match="parents row 0 gene 45 = 99 out of range"):
+        variation.children(bad, 1)

@@ -52,7 +52,16 @@ def test_accuracy_dataset_is_seeded_journaled_and_resumes(setup, tmp_path, monke
     with pytest.raises(ValueError, match="different run"):
         build_accuracy_dataset(net, data.subset(range(16)), data.subset(range(16, 48)), pre, 6, tmp_path, seed=4,
                                progress=False)
-    assert json.loads(journal.read_text().splitlines()[0])["n"] == 6
+    assert "n" not in json.loads(journal.read_text().splitlines()[0])  # the seed, not n, fixes the archs
+    calls.clear()
+    grown = build_accuracy_dataset(net, data.subset(range(16)), data.subset(range(16, 48)), pre, 8, tmp_path, seed=3,
+                                   progress=False)
+    assert len(calls) == 2 and len(grown) == 8  # only the two new archs are measured
+    np.testing.assert_array_equal(grown.accuracies[:6], first.accuracies)
+    calls.clear()
+    cut = build_accuracy_dataset(net, data.subset(range(16)), data.subset(range(16, 48)), pre, 4, tmp_path, seed=3,
+                                 progress=False)
+    assert not calls and len(cut) == 4
 
 
 def test_latency_penalty_reaches_the_logits(setup):

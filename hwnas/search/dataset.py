@@ -61,8 +61,10 @@ def build_accuracy_dataset(supernet: OFAMobileNetV3, calibration: ImageDataset, 
     space = supernet.space
     folder = Path(folder)
     codes = space.sample_codes(n, np.random.default_rng(seed))
+    # n is not part of the run's identity: the seed draws the same archs first for any n, so a dataset
+    # can grow (or be cut) and reuse what was measured
     header = {"kind": "accuracy-dataset", "space_hash": space.content_hash, "supernet": _fingerprint(supernet),
-              "n": n, "seed": seed, "calibration": _images_id(calibration), "evaluation": _images_id(evaluation),
+              "seed": seed, "calibration": _images_id(calibration), "evaluation": _images_id(evaluation),
               "preprocessing": preprocessing.to_dict()}
     journal = Journal(folder / f"journal-rank{rank}.jsonl", header)
     done = _measured(folder, header)
@@ -83,7 +85,7 @@ def build_accuracy_dataset(supernet: OFAMobileNetV3, calibration: ImageDataset, 
     missing = [i for i in range(n) if i not in done]
     if missing:
         raise RuntimeError(f"{folder}: {len(missing)} archs unmeasured after every rank finished (first: {missing[0]})")
-    measured = [done[i] for i in range(n)]
+    measured = [done[i] for i in range(n)]  # entries beyond n (an earlier, larger n) are kept but not used
     for i, (arch, _) in enumerate(measured):
         if space.encode(arch)[0].tolist() != codes[i].tolist():
             raise ValueError(f"{folder}: journal entry {i} holds another arch than this seed draws")

@@ -2,13 +2,13 @@
 
 OFA's loop, without its costs: OFA mutates and crosses one arch at a time, looks each one's latency up
 op by op in a Python dict, and redraws until a child fits the budget (a rejection loop that never
-ends when the budget is below the smallest subnet). Here a generation is a handful of array
-operations on int32 genomes for every run (budget) at once: a few native predictor calls per
-constraint, one MLP call for accuracy. Each child slot draws variations of its parents in batches
-(``CANDIDATES`` per slot in each round) and keeps the first that fits the budgets — the distribution
-OFA's redrawing samples from, without its loop; a slot none of whose candidates fit is *repaired*
-(genes stepped down to cheaper choices until it fits). Budgets below the smallest achievable value
-are refused before the search starts, with that value in the message.
+ends when the budget is below the smallest subnet). Here a generation is one native call that breeds
+every run's (budget's) children from int32 genomes and checks them against every constraint in the
+compiled tables (``hwnas._C.Variation``, csrc/variation.h), one MLP call for their accuracy, and a
+few array operations for selection. A child slot redraws variations of its parents until one fits,
+as OFA does, but at most ``MAX_DRAWS`` times; a slot with none that fits is *repaired* (genes stepped
+down to cheaper choices until it fits), so no loop is unbounded. Budgets below the smallest
+achievable value are refused before the search starts, with that value in the message.
 
 Selection follows OFA: the best quarter of the population survives (elitism), half of the new
 children are mutants (each gene redrawn with ``mutate_prob``), the others uniform crossovers of two
@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from .. import _C
 from ..latency.predictor import LatencyPredictor
 from ..space.arch import Arch
 from ..space.base import SearchSpace
@@ -31,7 +32,7 @@ from .accuracy_predictor import AccuracyPredictor
 from .costs import minimize_additive, op_cost_predictor, smallest
 from .pareto import ParetoArchive
 
-CANDIDATES = (2, 8)  # variations drawn per child slot in each round; the first that fits is kept
+MAX_DRAWS = 10  # variations a child slot draws before its first one is repaired instead
 INITIAL_DRAWS = 20_000  # uniform random archs drawn per run for the first population; those that fit are kept
 REPAIR_ROUNDS = 64
 REPAIR_MIN_STEP = 0.1  # per-gene step-down probability of a row barely over budget
@@ -118,16 +119,6 @@ class Genome:
         genes[:, -1] = np.searchsorted(self.resolution_codes, genes[:, -1])
         return genes
 
-    def mutate(self, rng: np.random.Generator, genes: np.ndarray, prob: float) -> np.ndarray:
-        """OFA's mutation of rows ``[N, S]``: with probability ``prob`` each, a block slot redraws its kernel
-        and expand ratio, a stage its depth, the arch its resolution (uniformly; the same value may return)."""
-        B, G = self.space.num_blocks, self.space.num_stages
-        events = rng.random((len(genes), B + G + 1)) < prob
-        rows, columns = np.nonzero(np.concatenate([events[:, :B], events], axis=1))
-        out = genes.copy()
-        out[rows, columns] = (rng.random(len(rows)) * self.sizes[columns]).astype(np.int32)
-        return out
-
     def relevant(self, genes: np.ndarray) -> np.ndarray:
         """bool like ``genes``: False for the kernel and expand genes of slots beyond their stage's depth
         (changing them changes nothing), True elsewhere."""
@@ -140,12 +131,6 @@ class Genome:
         mask[:, :B] = active
         mask[:, B:2 * B] = active
         return mask
-
-    @staticmethod
-    def crossover(rng: np.random.Generator, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        """Each gene from one parent or the other with equal probability."""
-        coin = np.frombuffer(rng.bytes(first.size), dtype=np.uint8).reshape(first.shape) < 128
-        return np.where(coin, first, second)
 
 
 def _as_bounds(value: float | Sequence[float], runs: int, what: str) -> np.ndarray:
@@ -206,7 +191,11 @@ class EvolutionSearch:
         if not served:
             raise ValueError(f"the latency tables {sorted(self.latency_predictors)} serve no resolution in common")
         self.genome = Genome(space, sorted(served))
+        self._bounds = np.stack([limit.bounds for limit in self.limits]) if self.limits else np.ones((0, self.runs))
         self.anchors = self._feasible_anchors()
+        self._variation = self._native_variation()
+        self._hash_weights = self.rng.integers(1, 2**63, len(self.genome.sizes), dtype=np.uint64) | np.uint64(1)
+        self._cache: dict[int, float] = {}
         self._macs = op_cost_predictor(space, "macs")
         self._params = op_cost_predictor(space, "params")
 
@@ -275,80 +264,18 @@ class EvolutionSearch:
         """Sum over limits of the relative excess over the run's bound (0 when every limit is met)."""
         return np.maximum(costs / self._bounds[:, runs] - 1.0, 0.0).sum(axis=0)
 
-    def repair(self, genes: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Step genes of over-budget rows down until every row fits; returns (genes, costs).
+    def _native_variation(self) -> Any:
+        """The native breeder for this search's genome, limits and anchors (csrc/variation.h)."""
+        space, genome = self.space, self.genome
+        return _C.Variation(
+            tuple(limit.predictor._native for limit in self.limits), self._bounds, self.anchors,
+            genome.sizes.astype(np.int32).tolist(), genome.resolution_codes.tolist(), genome.step.tolist(),
+            space.num_blocks, space.num_stages, [b // space.max_depth for b in range(space.num_blocks)],
+            [b % space.max_depth for b in range(space.num_blocks)], list(space.depth), self.population,
+            self.mutants, self.mutate_prob, MAX_DRAWS, REPAIR_ROUNDS, REPAIR_MIN_STEP)
 
-        Each round, every gene of an over-budget row above its smallest choice steps down with a
-        probability that grows with the row's excess (a row 2% over loses a gene or two, one 50% over
-        many). A row that reaches the smallest genes and still does not fit becomes its run's anchor.
-        """
-        genes = genes.copy()
-        costs = self._costs(self.genome.codes(genes))
-        excess = self._violation(costs, runs)
-        bad = np.flatnonzero(excess > 0)
-        for _ in range(REPAIR_ROUNDS):
-            if not len(bad):
-                break
-            rows = genes[bad]
-            prob = np.clip(REPAIR_MIN_STEP + 3.0 * excess[bad], REPAIR_MIN_STEP, 0.8)[:, None]
-            step = (self.rng.random(rows.shape) < prob) & self.genome.relevant(rows)
-            rows[:] = np.maximum(rows - step * self.genome.step, 0)
-            stuck = ~(rows > 0).any(axis=1)
-            rows[stuck] = self.anchors[runs[bad[stuck]]]
-            genes[bad] = rows
-            costs[:, bad] = self._costs(self.genome.codes(rows))
-            excess[bad] = self._violation(costs[:, bad], runs[bad])
-            bad = bad[excess[bad] > 0]
-        if len(bad):  # cannot happen for monotone costs; guarantees feasibility otherwise
-            genes[bad] = self.anchors[runs[bad]]
-            costs[:, bad] = self._costs(self.genome.codes(genes[bad]))
-        return genes, costs
-
-    def _draw(self, first: np.ndarray, second: np.ndarray, mutant: np.ndarray, count: int) -> np.ndarray:
-        """``count`` variations per child slot of its parents (``first``, ``second``: ``[slots, S]``): a mutant
-        slot mutates ``first``, the others cross ``first`` with ``second``. Returns ``[slots·count, S]``."""
-        first, second, mutant = (np.repeat(a, count, axis=0) for a in (first, second, mutant))
-        out = first
-        crossing = np.flatnonzero(~mutant)
-        if len(crossing):
-            out[crossing] = Genome.crossover(self.rng, first[crossing], second[crossing])
-        mutating = np.flatnonzero(mutant)
-        if len(mutating):
-            out[mutating] = self.genome.mutate(self.rng, first[mutating], self.mutate_prob)
-        return out
-
-    def _children(self, parents: np.ndarray, child_runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``population`` children per run that fit its budgets, as (genes ``[R·P, S]``, costs).
-
-        As in OFA, a child slot's parent(s) are chosen once and its variations redrawn until one fits;
-        here the redrawing is a few batched rounds, then the repair of the first variation.
-        """
-        R, P, S = self.runs, self.population, parents.shape[2]
-        pick = self.rng.integers(0, parents.shape[1], (2, R * P))
-        first, second = parents[child_runs, pick[0]], parents[child_runs, pick[1]]
-        mutant = np.arange(R * P) % P < self.mutants
-        children = np.empty((R * P, S), dtype=np.int32)
-        costs = np.empty((len(self.limits), R * P))
-        open_slots = np.arange(R * P)
-        first_draw = None
-        for k in CANDIDATES:
-            drawn = self._draw(first[open_slots], second[open_slots], mutant[open_slots], k)
-            if first_draw is None:
-                first_draw = drawn[::k].copy()
-            drawn_costs = self._costs(self.genome.codes(drawn))
-            fits = (self._violation(drawn_costs, np.repeat(child_runs[open_slots], k)) <= 0).reshape(-1, k)
-            rows = np.flatnonzero(fits.any(axis=1))
-            chosen = rows * k + fits[rows].argmax(axis=1)
-            children[open_slots[rows]] = drawn[chosen]
-            costs[:, open_slots[rows]] = drawn_costs[:, chosen]
-            left = ~fits.any(axis=1)
-            open_slots, first_draw = open_slots[left], first_draw[left]
-            if not len(open_slots):
-                break
-        if len(open_slots):
-            repaired, repaired_costs = self.repair(first_draw, child_runs[open_slots])
-            children[open_slots], costs[:, open_slots] = repaired, repaired_costs
-        return children, costs
+    def _seed(self) -> int:
+        return int(self.rng.integers(0, 2**63))
 
     def _first_population(self, child_runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``population`` archs per run drawn uniformly among those that fit (OFA's rejection sampling, as
@@ -368,7 +295,8 @@ class EvolutionSearch:
             missing.extend(range(run * P + len(rows), (run + 1) * P))
         if missing:
             missing = np.asarray(missing)
-            genes[missing], costs[:, missing] = self.repair(self.genome.random(self.rng, len(missing)), child_runs[missing])
+            genes[missing], costs[:, missing], _ = self._variation.repair(
+                self.genome.random(self.rng, len(missing)), child_runs[missing].astype(np.int32), self._seed())
         return genes, costs
 
     def accuracy(self, genes: np.ndarray) -> np.ndarray:
@@ -389,9 +317,6 @@ class EvolutionSearch:
     def run(self, progress: bool = False) -> SearchResult:
         start = time.perf_counter()
         R, P, n_par = self.runs, self.population, self.parents
-        self._bounds = np.stack([limit.bounds for limit in self.limits]) if self.limits else np.ones((0, R))
-        self._hash_weights = self.rng.integers(1, 2**63, len(self.genome.sizes), dtype=np.uint64) | np.uint64(1)
-        self._cache: dict[int, float] = {}
         child_runs = np.repeat(np.arange(R), P)
         run_rows = np.arange(R)[:, None]
         genes, costs = self._first_population(child_runs)
@@ -404,7 +329,7 @@ class EvolutionSearch:
         for generation in tqdm(range(self.generations), desc="evolution", unit="gen", disable=not progress):
             keep = np.argpartition(-fitness, n_par - 1, axis=1)[:, :n_par]  # the best n_par of each run
             parents, parent_fitness, parent_costs = genes[run_rows, keep], fitness[run_rows, keep], costs[:, run_rows, keep]
-            children, child_costs = self._children(parents, child_runs)
+            children, child_costs, _ = self._variation.children(parents, self._seed())
             child_fitness = self.accuracy(children)
             self._record(archive, children, child_fitness, child_costs)
             genes = np.concatenate([parents, children.reshape(R, P, -1)], axis=1)
