@@ -6,7 +6,6 @@ comes from the other half; the uncalibrated figures are reported beside them.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from tqdm import tqdm
 
 from ..atomic import write_json_atomic
 from ..journal import Journal
+from ..plotting import pyplot, save_png
 from ..space import Arch, SearchSpace
 from . import calibration as cal
 from .predictor import LatencyPredictor
@@ -76,11 +76,7 @@ def features_of(space: SearchSpace, table: LatencyTable, archs: list[Arch]) -> c
 def plot(path: Path, measured: np.ndarray, raw: np.ndarray, calibrated: np.ndarray, holdout: np.ndarray,
          title: str) -> None:
     """Predicted vs measured latency for the held-out subnets, raw and calibrated, with ±10% bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5.0), dpi=120)
     lo, hi = 0.9 * min(measured.min(), raw.min()), 1.1 * max(measured.max(), raw.max())
     line = np.array([lo, hi])
@@ -93,10 +89,7 @@ def plot(path: Path, measured: np.ndarray, raw: np.ndarray, calibrated: np.ndarr
            title=title)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=120)
 
 
 def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 40, resolutions: list[int] | None = None,

@@ -5,15 +5,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..plotting import pyplot, save_png
+
 
 def plot_pareto(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write a PNG with one panel per device from a ``results.json`` dict (fronts may be empty)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
+    plt = pyplot()
     devices = list(results["luts"])
     fig, axes = plt.subplots(1, len(devices), figsize=(5.5 * len(devices), 4.2), squeeze=False)
     for ax, device in zip(axes[0], devices):
@@ -35,9 +32,4 @@ def plot_pareto(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(f"{results['space']} · {results['strategy']} search (dashed: budgets)", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_png(fig, path)

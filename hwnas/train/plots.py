@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ..plotting import pyplot, save_png
+
 
 def read_log(path: str | os.PathLike[str]) -> list[dict[str, str]]:
     """Rows of the trainer's ``log.csv`` (complete rows only)."""
@@ -28,12 +30,7 @@ def plot_training(log_rows: Sequence[Mapping[str, str]], phase_eval: Sequence[Ma
                   path: str | os.PathLike[str], title: str = "") -> Path:
     """Write a PNG: training loss (raw and smoothed, phases shaded) and, per phase end, the holdout
     accuracy of the reference subnets (rows ``{"phase": name, "holdout_acc": {subnet: accuracy}}``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
+    plt = pyplot()
     steps = np.array([int(r["step"]) for r in log_rows])
     losses = np.array([float(r["loss"]) for r in log_rows])
     phases = [r["phase"] for r in log_rows]
@@ -64,9 +61,4 @@ def plot_training(log_rows: Sequence[Mapping[str, str]], phase_eval: Sequence[Ma
         ax_acc.legend(fontsize=8)
     fig.suptitle(title or "progressive shrinking", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_png(fig, path)
