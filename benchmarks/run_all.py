@@ -2,6 +2,9 @@
 
 Each script prints its own markdown section with ratios against a baseline it ran side by side; this
 runner only adds the machine header, so the file never holds a number nobody measured.
+Heavy scripts (a line ``HEAVY = True``: supernet training, ~1 h) run only with ``HWNAS_BENCH_HEAVY=1``;
+otherwise the sections they wrote when last run (``benchmarks/sections/<script>*.md``, each stating
+its date, machine load and command) are included as they are.
 """
 from __future__ import annotations
 
@@ -14,6 +17,18 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+SECTIONS = HERE / "sections"
+
+
+def is_heavy(script: Path) -> bool:
+    return any(line.startswith("HEAVY = True") for line in script.read_text(encoding="utf-8").splitlines())
+
+
+def saved_sections(script: Path) -> str:
+    files = sorted(SECTIONS.glob(f"{script.stem}*.md"))
+    if not files:
+        return f"## {script.name}\n\nNot run yet: `python benchmarks/{script.name}` (heavy; see its docstring).\n"
+    return "\n".join(f.read_text(encoding="utf-8").strip() + "\n" for f in files)
 
 
 def cpu_model() -> str:
@@ -30,7 +45,12 @@ def main() -> int:
     scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
     sections = []
     failed = []
+    heavy = os.environ.get("HWNAS_BENCH_HEAVY") == "1"
     for script in scripts:
+        if is_heavy(script) and not heavy:
+            print(f"reusing the saved sections of {script.name} (heavy; HWNAS_BENCH_HEAVY=1 re-measures)", flush=True)
+            sections.append(saved_sections(script))
+            continue
         print(f"running {script.name} ...", flush=True)
         result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=HERE.parent)
         if result.returncode != 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from train_helpers import write_npz_dataset
 
 from hwnas.cli import main
 from hwnas.latency import LatencyPredictor, LatencyTable
@@ -12,7 +13,6 @@ from hwnas.search import smallest
 from hwnas.search.run import device_name, parse_budgets
 
 from conftest import random_table
-from train_helpers import write_npz_dataset
 
 
 @pytest.fixture(scope="module")

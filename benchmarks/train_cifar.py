@@ -1,0 +1,150 @@
+"""Progressive shrinking on full CIFAR-10 (`tiny-mbv3`): wall time, subnet accuracy, and the PS claim.
+
+Heavy (the quick schedule takes up to 30 min on 2 cores, the standalone baselines as long again), so
+``make bench`` reuses the section this script last wrote (``benchmarks/sections/``) unless run with
+``HWNAS_BENCH_HEAVY=1``; run it directly to re-measure:
+
+    python benchmarks/train_cifar.py [--schedule quick|standard] [--nproc 2] [--no-standalone] [--from-run DIR]
+
+1. ``hwnas train`` on ../shared/data/cifar10 (under ``torchrun`` with ``--nproc`` > 1), timed by the wall
+   clock of the whole command: data loading, training, per-phase evaluation, BN recalibration, test.
+2. The progressive-shrinking claim: the smallest, middle and largest subnets taken from the supernet
+   (BN recalibrated) against the same architectures trained alone from fresh weights for as many
+   optimiser steps as the whole supernet run took, same batch, augmentation and LR recipe (teacher
+   phase LR, cosine, same warm-up), no distillation.
+``--from-run DIR`` skips step 1 and reports the run this script (or ``hwnas train``) already made in DIR,
+with the wall time that run recorded itself.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "cifar10"
+SECTIONS = Path(__file__).resolve().parent / "sections"
+HEAVY = True  # make bench reuses sections/train_cifar-*.md unless HWNAS_BENCH_HEAVY=1
+GOALS = {"quick": {"wall_s": 1800, "largest": 0.70, "smallest": 0.60},
+         "standard": {"wall_s": 3 * 3600, "largest": 0.85, "smallest": 0.78}}
+
+
+def run_training(schedule: str, nproc: int, out: Path) -> tuple[dict, float, list[float]]:
+    command = ["-m", "hwnas", "train", "--data-dir", str(DATA), "--schedule", schedule, "--out", str(out)]
+    if nproc > 1:
+        command = ["-m", "torch.distributed.run", "--nproc-per-node", str(nproc), *command]
+        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
+    else:
+        env = dict(os.environ)
+    load = [os.getloadavg()[0]]
+    start = time.perf_counter()
+    subprocess.run([sys.executable, *command], check=True, env=env, cwd=ROOT)
+    wall = time.perf_counter() - start
+    load.append(os.getloadavg()[0])
+    (out / "bench.json").write_text(json.dumps({"wall_s": wall, "load": load, "nproc": nproc}))
+    return json.loads((out / "results.json").read_text()), wall, load
+
+
+def standalone_rows(results: dict, out: Path) -> list[dict]:
+    import torch
+
+    from hwnas.data import get_dataset, split_holdout
+    from hwnas.space import Arch, get_space
+    from hwnas.train import accuracy, crop_padding, make_schedule, train_standalone
+    from hwnas.train.evaluate import Preprocessing
+
+    config = json.loads((out / "config.json").read_text())
+    options = config["options"]
+    train, _ = split_holdout(get_dataset("cifar10", DATA, "train"), options["holdout"], seed=options["seed"])
+    test = get_dataset("cifar10", DATA, "test")
+    space = get_space(config["space"])
+    teacher = make_schedule(space, options["schedule"])[0]
+    steps_per_epoch = len(train) // options["batch_size"]
+    preprocessing = Preprocessing(**config["preprocessing"])
+    torch.set_num_threads(os.cpu_count() or 1)
+    rows = []
+    for entry in results["subnets"]:
+        arch = Arch.from_dict(entry["arch"])
+        alone = train_standalone(space, arch, train, preprocessing, steps=results["steps"],
+                                 lr=teacher.lr * options["batch_size"] / 128, batch_size=options["batch_size"],
+                                 warmup_steps=round(teacher.warmup_epochs * steps_per_epoch),
+                                 crop_padding=crop_padding(options["schedule"]), seed=options["seed"])
+        rows.append({"name": entry["name"], "r": arch.r, "macs": entry["macs"], "supernet": entry["test_acc"],
+                     "standalone": accuracy(alone.subnet, test, preprocessing, arch.r), "steps": alone.steps,
+                     "standalone_s": alone.wall_s})
+    return rows
+
+
+def section(schedule: str, nproc: int, results: dict, wall: float, load: list[float], rows: list[dict]) -> str:
+    goal = GOALS[schedule]
+    accuracy = {s["name"]: s["test_acc"] for s in results["subnets"]}
+    met = (wall <= goal["wall_s"] and accuracy["largest"] >= goal["largest"] and accuracy["smallest"] >= goal["smallest"])
+    how = f"`torchrun --nproc-per-node {nproc}`" if nproc > 1 else "one process"
+    lines = [
+        f"## Progressive shrinking on CIFAR-10, `{schedule}` schedule (`benchmarks/train_cifar.py`)\n",
+        f"`hwnas train --data-dir ../shared/data/cifar10 --space {results['space']} --schedule {schedule}`, {how}; "
+        f"{results['dataset']['train']:,} training images "
+        f"({results['dataset']['holdout_bn'] + results['dataset']['holdout_val']:,} held out), "
+        f"{results['dataset']['test']:,} test images, {results['steps']:,} steps of batch 128. "
+        f"Wall clock of the whole command: **{wall / 60:.1f} min** (training steps {results['train_step_s'] / 60:.1f} min); "
+        + (f"load average {load[0]:.2f} at start, {load[1]:.2f} at end. " if load[0] == load[0] else "")
+        + f"Reported on {time.strftime('%Y-%m-%d')} (machine: see the header).\n",
+        "| subnet | resolution | MACs | test accuracy (supernet, BN recalibrated) |",
+        "|---|---:|---:|---:|",
+    ]
+    for s in results["subnets"]:
+        lines.append(f"| {s['name']} | {s['arch']['r']} | {s['macs'] / 1e6:.1f} M | {s['test_acc']:.2%} |")
+    lines.append(f"\nGoal (≤ {goal['wall_s'] / 60:.0f} min, largest ≥ {goal['largest']:.0%}, smallest ≥ "
+                 f"{goal['smallest']:.0%}): {'met' if met else 'NOT met'}.\n")
+    if rows:
+        lines += [
+            "Progressive-shrinking claim: the same architecture trained alone from scratch for the same number of "
+            "optimiser steps (same batch, augmentation, LR recipe; no distillation):\n",
+            "| subnet | resolution | MACs | from the supernet | trained alone | difference | alone: wall |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in rows:
+            lines.append(f"| {row['name']} | {row['r']} | {row['macs'] / 1e6:.1f} M | {row['supernet']:.2%} | "
+                         f"{row['standalone']:.2%} | {100 * (row['supernet'] - row['standalone']):+.2f} pts | "
+                         f"{row['standalone_s'] / 60:.1f} min |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--schedule", default="quick", choices=sorted(GOALS))
+    parser.add_argument("--nproc", type=int, default=1, help="torchrun processes (default 1)")
+    parser.add_argument("--no-standalone", action="store_true", help="skip the trained-alone baselines")
+    parser.add_argument("--out", help="run folder (default runs/bench/train-SCHEDULE)")
+    parser.add_argument("--from-run", help="report this finished run instead of training again")
+    args = parser.parse_args()
+    if not (DATA / "cifar10_train.npz").is_file():
+        print(f"## Progressive shrinking on CIFAR-10\n\nSkipped: {DATA} is missing.\n")
+        return 0
+    if args.from_run:
+        out = Path(args.from_run)
+        results = json.loads((out / "results.json").read_text())
+        config = json.loads((out / "config.json").read_text())
+        bench = json.loads((out / "bench.json").read_text()) if (out / "bench.json").exists() else {}
+        wall, load = bench.get("wall_s", results["wall_s"]), bench.get("load", [float("nan")] * 2)
+        args.schedule, args.nproc = results["schedule"], config["world_size"]
+    else:
+        out = Path(args.out or ROOT / "runs" / "bench" / f"train-{args.schedule}")
+        if (out / "checkpoint").exists():
+            raise SystemExit(f"{out} holds an earlier run; remove it or pass --out")
+        results, wall, load = run_training(args.schedule, args.nproc, out)
+    rows = [] if args.no_standalone else standalone_rows(results, out)
+    text = section(args.schedule, args.nproc, results, wall, load, rows)
+    SECTIONS.mkdir(exist_ok=True)
+    (SECTIONS / f"train_cifar-{args.schedule}.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
