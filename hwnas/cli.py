@@ -207,6 +207,25 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportOptions, export, report_table
+
+    formats = [v for v in args.format.split(",") if v]
+    name = Path(args.arch).stem if args.arch else f"{Path(args.from_search).name}-{args.budget:g}ms" \
+        if args.budget is not None else Path(args.from_search or "subnet").name
+    out = args.out or f"runs/export/{name}"
+    report = export(ExportOptions(
+        supernet=args.supernet, out=out, arch=args.arch, from_search=args.from_search, budget=args.budget,
+        formats=formats, int8=args.int8, calib_images=args.calib_images, luts=[v for v in (args.lut or "").split(",") if v],
+        data_dir=args.data_dir, verify=not args.no_verify, test_images=args.test_images, measure=not args.no_measure,
+        extra={"argv": sys.argv[1:]},
+    ))
+    print(report_table(report))
+    print(f"bundle {out}: run.py, arch.json, labels.json, report.json; "
+          f"{'all checks passed' if report['passed'] else 'SOME CHECKS FAILED (see report.json)'}")
+    return 0 if report["passed"] else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -311,6 +330,24 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--seed", type=int, default=0)
     search.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     search.set_defaults(func=_cmd_search)
+
+    exp = verbs.add_parser("export", help="extract a subnet, write ONNX/TFLite (fp32, int8), verify, bundle for a board")
+    exp.add_argument("--supernet", help="a supernet written by hwnas train (default with --from-search: the search's)")
+    pick = exp.add_mutually_exclusive_group(required=True)
+    pick.add_argument("--arch", help="a JSON file with {ks, e, d, r} (or {'arch': {...}})")
+    pick.add_argument("--from-search", help="a hwnas search output folder (its results.json)")
+    exp.add_argument("--budget", type=float, help="with --from-search: which budget's arch (ms)")
+    exp.add_argument("--format", default="onnx,tflite", help="comma-separated: onnx, tflite (default both)")
+    exp.add_argument("--int8", action="store_true", help="also write int8 files, calibrated on training images")
+    exp.add_argument("--calib-images", type=int, default=200, help="int8 calibration images (default 200)")
+    exp.add_argument("--lut", help="LUT(s) pricing the subnet, comma-separated (default: the search's, else the "
+                                   "shipped ort-cpu/tflite profiles of the space)")
+    exp.add_argument("--data-dir", help="where the training data is now (default: the folder the supernet recorded)")
+    exp.add_argument("--test-images", type=int, help="test images for accuracy (default: the whole test set)")
+    exp.add_argument("--no-verify", action="store_true", help="skip the checks against PyTorch")
+    exp.add_argument("--no-measure", action="store_true", help="skip measuring latency here")
+    exp.add_argument("--out", help="bundle folder (default runs/export/<arch or search>)")
+    exp.set_defaults(func=_cmd_export)
 
     demo = verbs.add_parser("demo", help="the end-to-end job on the shipped data (offline)")
     demo.add_argument("--out", default="runs/demo")

@@ -269,17 +269,53 @@ def graph_to_tflite(graph: Graph, metadata: Mapping[str, str] | None = None) -> 
     model.signatureDefs = [signature]
     model.buffers = writer.buffers
     model.metadata = []
-    for name, text in (metadata or {}).items():
+    _add_metadata(model, metadata or {})
+    return _pack(model)
+
+
+def _add_metadata(model: tfl.ModelT, metadata: Mapping[str, str]) -> None:
+    """Append one buffer + metadata entry per item (an existing entry of the same name is replaced)."""
+    for name, text in metadata.items():
         if not isinstance(name, str) or not isinstance(text, str):
             raise TypeError(f"metadata entries are str -> str, got {name!r}: {type(text).__name__}")
+    def name_of(entry: tfl.MetadataT) -> str:  # unpacked flatbuffers hold bytes, new entries str
+        return entry.name.decode("utf-8") if isinstance(entry.name, bytes) else entry.name
+
+    model.metadata = [m for m in (model.metadata or []) if name_of(m) not in metadata]
+    for name, text in metadata.items():
         model.buffers.append(_AlignedBuffer(text.encode("utf-8")))
         entry = tfl.MetadataT()
         entry.name, entry.buffer = name, len(model.buffers) - 1
         model.metadata.append(entry)
 
+
+def _pack(model: tfl.ModelT) -> bytes:
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
     return bytes(builder.Output())
+
+
+def with_metadata(data: bytes, metadata: Mapping[str, str]) -> bytes:
+    """``data`` (a TFLite flatbuffer, e.g. one a quantiser wrote) with these metadata entries set.
+
+    Constant buffers stored after the flatbuffer (offset + size, as ai-edge-quantizer writes them) are moved
+    inside it, every one aligned to 16 bytes; the result must stay under flatbuffers' 2 GB limit.
+    """
+    if len(data) < 8 or not tfl.Model.ModelBufferHasIdentifier(data, 0):
+        raise ValueError("not a TFLite flatbuffer (file identifier 'TFL3' missing)")
+    model = tfl.ModelT.InitFromPackedBuf(data, 0)
+    buffers = []
+    for index, buffer in enumerate(model.buffers or []):
+        if buffer.offset > 1:  # 0: inline; 1: the converter's placeholder for "no data"
+            if buffer.offset + buffer.size > len(data):
+                raise ValueError(f"buffer {index} points past the end of the file ({buffer.offset}+{buffer.size})")
+            raw = bytes(data[buffer.offset:buffer.offset + buffer.size])
+        else:
+            raw = b"" if buffer.data is None else np.asarray(buffer.data, dtype=np.uint8).tobytes()
+        buffers.append(_AlignedBuffer(raw) if raw else tfl.BufferT())
+    model.buffers = buffers
+    _add_metadata(model, metadata)
+    return _pack(model)
 
 
 def module_to_tflite(module: nn.Module, input_shape_nchw: tuple[int, int, int, int],

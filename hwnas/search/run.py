@@ -24,7 +24,7 @@ from ..nn.supernet import OFAMobileNetV3
 from ..space.arch import Arch
 from ..train.distributed import process_group
 from ..train.evaluate import subnet_accuracy
-from ..train.run import EvalData, load_eval_data
+from ..train.run import DEFAULT_DATA_SOURCE, EvalData, load_eval_data
 from .accuracy_predictor import AccuracyPredictor
 from .dataset import build_accuracy_dataset
 from .evolution import evolution_search
@@ -32,7 +32,6 @@ from .gradient import PENALTIES, gradient_search
 from .plots import plot_pareto
 
 STRATEGIES = ("evolution", "gradient")
-DEFAULT_DATA = {"name": "cifar10", "data_dir": None, "holdout": 0.1, "seed": 0, "bn_images": 2000}
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
     with process_group(options.device) as launch:
         supernet = load_supernet(options.supernet, launch.device).eval()
         space = supernet.space
-        source = {**DEFAULT_DATA, **supernet_extra(options.supernet).get("data", {})}
+        source = {**DEFAULT_DATA_SOURCE, **supernet_extra(options.supernet).get("data", {})}
         data, _ = load_eval_data(source, options.data_dir)
         names = [device_name(lut) for lut in options.luts]
         if len(set(names)) != len(names):

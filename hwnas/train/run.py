@@ -53,6 +53,10 @@ class TrainOptions:
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in config.json (e.g. the command line)
 
 
+# what a checkpoint without a recorded data source is assumed to have been trained on (hwnas train's defaults)
+DEFAULT_DATA_SOURCE = {"name": "cifar10", "data_dir": None, "holdout": 0.1, "seed": 0, "bn_images": 2000}
+
+
 @dataclass(frozen=True)
 class EvalData:
     """The holdout split in two: images for BN recalibration and images to validate on; plus the test set."""

@@ -50,7 +50,13 @@ class LiteRTRunner:
         (inp,), (out,) = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         self.input_index, self.output_index = inp["index"], out["index"]
         self.input_shape = tuple(int(v) for v in inp["shape"])
-        x = np.random.default_rng(seed).standard_normal(self.input_shape).astype(np.float32)
+        self.input_dtype = np.dtype(inp["dtype"])
+        rng = np.random.default_rng(seed)
+        if self.input_dtype.kind == "f":
+            x = rng.standard_normal(self.input_shape).astype(self.input_dtype)
+        else:  # a quantised model (int8 input): random codes over the whole range
+            info = np.iinfo(self.input_dtype)
+            x = rng.integers(info.min, info.max, self.input_shape, endpoint=True).astype(self.input_dtype)
         self.interpreter.set_tensor(self.input_index, x)
 
     def delegation(self) -> dict[str, Any]:
@@ -74,7 +80,7 @@ class LiteRTRunner:
         return times.astype(np.float64) / 1e6
 
     def output(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=self.input_dtype)
         if tuple(x.shape) != self.input_shape:
             raise ValueError(f"input shape {tuple(x.shape)} != model input {self.input_shape} (NHWC)")
         self.interpreter.set_tensor(self.input_index, x)

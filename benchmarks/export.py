@@ -1,0 +1,95 @@
+"""Deploy from a trained `tiny-mbv3` supernet: every exported file checked against PyTorch and timed here.
+
+Heavy (it needs the supernet ``train_cifar.py`` trains, ~25 min), so ``make bench`` reuses the section this
+script last wrote unless ``HWNAS_BENCH_HEAVY=1``. Run it directly:
+
+    python benchmarks/export.py [--supernet runs/bench/train-quick/supernet.safetensors] [--n-random 2]
+
+For the smallest, middle and largest subnet and ``--n-random`` random ones: ONNX and TFLite, fp32 and int8
+(calibrated on 200 training images), each with its max |Δlogit| against PyTorch (100 test images), top-1
+agreement (500), accuracy on the whole CIFAR-10 test set, and its latency measured here (batch 1, the LUT's
+runtime and threads) next to the calibrated LUT's prediction (``device_profiles/{ort-cpu,tflite}-1t-tiny-mbv3``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = Path(__file__).resolve().parent / "sections"
+HEAVY = True  # make bench reuses sections/export.md unless HWNAS_BENCH_HEAVY=1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--supernet", default=str(ROOT / "runs" / "bench" / "train-quick" / "supernet.safetensors"))
+    parser.add_argument("--n-random", type=int, default=2)
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "cifar10"))
+    args = parser.parse_args()
+    if not Path(args.supernet).is_file():
+        print(f"## Deploy\n\nSkipped: {args.supernet} not found (run train_cifar.py first).\n")
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from hwnas.export import ExportOptions, export
+    from hwnas.nn import load_supernet
+    from hwnas.train.evaluate import reference_subnets
+
+    space = load_supernet(args.supernet).space
+    archs = dict(reference_subnets(space))
+    rng = np.random.default_rng(0)
+    for i in range(args.n_random):
+        archs[f"random-{i}"] = space.sample(rng)
+    load = os.getloadavg()[0]
+    rows, errors, ratios = [], [], []
+    with tempfile.TemporaryDirectory(prefix="hwnas-bench-export-") as tmp:
+        for name, arch in archs.items():
+            report = export(ExportOptions(supernet=args.supernet, out=str(Path(tmp) / name), arch=arch.to_dict(),
+                                          int8=True, data_dir=args.data_dir, progress=False))
+            for key, entry in report["formats"].items():
+                predicted, measured = entry.get("predicted_latency_ms"), entry.get("measured_latency_ms")
+                ratio = "-" if not predicted else f"{measured / predicted - 1:+.1%}"
+                if predicted:
+                    ratios.append(abs(measured / predicted - 1))
+                if not entry["passed"]:
+                    errors.append(f"{name} {key}")
+                rows.append(
+                    f"| {name} (r{arch.r}, {space.macs(arch) / 1e6:.1f}M MACs) | {key} | {entry['size_bytes'] / 1e6:.2f} "
+                    f"| {entry['max_abs_diff']:.1e} | {entry['top1_agreement']:.3f} | {entry['test_acc']:.4f} "
+                    f"(PyTorch {report['pytorch_test_acc']:.4f}) | {'-' if not predicted else f'{predicted:.3f}'} "
+                    f"| {measured:.3f} | {ratio} | {'pass' if entry['passed'] else 'FAIL'} |")
+    lines = [
+        "## Deploy (`benchmarks/export.py`)\n",
+        f"Supernet `{Path(args.supernet).name}` from `{Path(args.supernet).parent.name}` (`tiny-mbv3`, CIFAR-10); "
+        f"load average {load:.2f} at start. Accuracy on the 10,000 CIFAR-10 test images; latency batch 1, "
+        "1 thread (as the LUTs were profiled), lowest of 3 protocol runs. int8 rows have no LUT prediction "
+        "(the LUTs price fp32 ops). litert-torch cross-check: "
+        f"{'installed' if _has('litert_torch') else 'not installed here (optional extra), its test skips'}.\n",
+        "| subnet | file | MB | max abs Δ logit | top-1 agreement | test accuracy | LUT ms | measured ms "
+        "| measured vs LUT | check |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---|",
+        *rows,
+    ]
+    if ratios:
+        lines.append(f"\nfp32 files, measured vs calibrated LUT: mean |error| {np.mean(ratios):.1%}, worst "
+                     f"{np.max(ratios):.1%} over {len(ratios)} files (goal: within 10%). "
+                     f"Checks failed: {', '.join(errors) or 'none'}.\n")
+    text = "\n".join(lines)
+    SECTIONS.mkdir(exist_ok=True)
+    (SECTIONS / "export.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+def _has(module: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""Static int8 quantisation of the exported fp32 files, calibrated on real training images.
+
+- ONNX: onnxruntime's ``quantize_static`` in QDQ form (int8 weights per output channel, int8 activations,
+  MinMax ranges over the calibration images); the input and output stay float32, so the file drops in where
+  the fp32 one was.
+- TFLite: ai-edge-quantizer's ``static_wi8_ai8`` recipe (int8 weights per channel, int8 activations); the
+  input and output become int8 with their scale and zero point in the tensor details (the bundle's
+  ``run.py`` quantises and dequantises with them). The hwnas metadata of the fp32 file is carried over.
+
+Both take float calibration batches already normalised and resized exactly as inference will see them.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import write_bytes_atomic
+
+
+def _check_calibration(images: np.ndarray, layout: str) -> np.ndarray:
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    channel_axis = 1 if layout == "NCHW" else 3
+    if images.ndim != 4 or images.shape[channel_axis] != 3 or len(images) == 0:
+        raise ValueError(f"calibration images must be a non-empty {layout} batch with 3 channels; got {images.shape}")
+    if not np.isfinite(images).all():
+        raise ValueError("calibration images contain NaN or infinity")
+    return images
+
+
+class _Batches:
+    """onnxruntime's CalibrationDataReader protocol over one array, in batches of ``batch``."""
+
+    def __init__(self, name: str, images: np.ndarray, batch: int = 16) -> None:
+        self._iter: Iterator[dict[str, np.ndarray]] = iter(
+            [{name: images[i:i + batch]} for i in range(0, len(images), batch)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._iter, None)
+
+    def rewind(self) -> None:  # pragma: no cover - only called by calibration methods hwnas does not use
+        raise NotImplementedError
+
+
+def quantize_onnx(fp32: bytes, calibration_nchw: np.ndarray, out: str | os.PathLike[str]) -> Path:
+    """int8 QDQ ONNX of ``fp32`` (model bytes) calibrated on ``calibration_nchw``; written atomically to ``out``."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    images = _check_calibration(calibration_nchw, "NCHW")
+    model = onnx.load_from_string(fp32)
+    input_name = model.graph.input[0].name
+    with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as tmp:
+        source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        source.write_bytes(fp32)
+        prepared = Path(tmp) / "prepared.onnx"  # shape inference + graph cleanup, as onnxruntime recommends
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(target), _Batches(input_name, images), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        quantized = onnx.load(str(target))
+    props = {p.key: p.value for p in model.metadata_props}
+    props["hwnas.precision"] = "int8 (onnxruntime quantize_static, QDQ, per-channel weights, MinMax activations)"
+    onnx.helper.set_model_props(quantized, props)
+    return write_bytes_atomic(out, quantized.SerializeToString())
+
+
+def quantize_tflite(fp32: bytes, calibration_nhwc: np.ndarray, out: str | os.PathLike[str],
+                    metadata: Mapping[str, str] | None = None) -> Path:
+    """int8 TFLite of ``fp32`` (flatbuffer bytes; batch 1) via ai-edge-quantizer, calibrated image by image."""
+    try:
+        from ai_edge_quantizer import quantizer, recipe
+    except ImportError as error:
+        raise RuntimeError("int8 TFLite needs ai-edge-quantizer (pip install ai-edge-quantizer); "
+                           f"import failed: {error}") from error
+    images = _check_calibration(calibration_nhwc, "NHWC")
+    with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as tmp:
+        source, target = Path(tmp) / "fp32.tflite", Path(tmp) / "int8.tflite"
+        source.write_bytes(fp32)
+        engine = quantizer.Quantizer(str(source))
+        engine.load_quantization_recipe(recipe.static_wi8_ai8())
+        samples = [{"input": images[i:i + 1]} for i in range(len(images))]
+        ranges = engine.calibrate({"serving_default": samples})
+        engine.quantize(ranges).export_model(str(target), overwrite=True)
+        data = target.read_bytes()
+    if metadata:
+        from ..formats.tflite_writer import read_tflite_metadata, with_metadata
+
+        carried = {**read_tflite_metadata(data), **metadata}
+        data = with_metadata(data, carried)
+    return write_bytes_atomic(out, data)

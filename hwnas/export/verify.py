@@ -1,0 +1,82 @@
+"""Check an exported file against the PyTorch subnet: numerics, top-1 agreement, accuracy and latency.
+
+The file runs through the bundle's own ``run.py`` model class (``bundle_run.Model``), so what is verified is
+what a board will execute, fed the very float inputs PyTorch saw (normalised and resized by the trainer's
+code): differences are the file's, not the preprocessing's. Latency is measured with the profiler's runners
+and protocol on the runtime and thread count of the LUT that priced the format, next to its prediction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..latency.protocol import Protocol, measure
+from .bundle_run import Model
+from .subnet import PreparedSubnet
+
+FP32_MAX_ABS_DIFF = 1e-4
+INT8_MIN_TOP1_AGREEMENT = 0.98
+
+
+@dataclass(frozen=True)
+class Reference:
+    """PyTorch's view of the verification images: inputs (NHWC float32), logits and labels."""
+
+    inputs_nhwc: np.ndarray
+    logits: np.ndarray
+    labels: np.ndarray
+
+
+def reference(subnet: PreparedSubnet, images: np.ndarray, labels: np.ndarray) -> Reference:
+    """Normalised, resized inputs and the PyTorch subnet's logits for uint8 NHWC ``images``."""
+    nchw = np.concatenate([subnet.inputs_nchw(images[i:i + 500]) for i in range(0, len(images), 500)])
+    return Reference(np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)), subnet.logits(images), np.asarray(labels))
+
+
+def file_logits(path: str, inputs_nhwc: np.ndarray, threads: int) -> np.ndarray:
+    """Logits of an exported file (any of the four formats) on NHWC float inputs."""
+    return Model(path, threads=threads).logits(inputs_nhwc)
+
+
+def compare(path: str, ref: Reference, int8: bool, n_numeric: int, n_agreement: int, threads: int) -> dict[str, Any]:
+    """``max_abs_diff`` on the first ``n_numeric`` images, ``top1_agreement`` on the first ``n_agreement``,
+    ``test_acc`` on all of them; ``passed`` by the fp32 or int8 criterion."""
+    logits = file_logits(path, ref.inputs_nhwc, threads)
+    if logits.shape != ref.logits.shape:
+        raise ValueError(f"{path}: output shape {logits.shape} differs from PyTorch's {ref.logits.shape}")
+    n_numeric, n_agreement = min(n_numeric, len(logits)), min(n_agreement, len(logits))
+    diff = float(np.max(np.abs(logits[:n_numeric] - ref.logits[:n_numeric]))) if n_numeric else float("nan")
+    agreement = float(np.mean(logits[:n_agreement].argmax(1) == ref.logits[:n_agreement].argmax(1)))
+    result: dict[str, Any] = {
+        "max_abs_diff": diff, "max_abs_diff_images": n_numeric, "top1_agreement": agreement,
+        "top1_agreement_images": n_agreement, "test_acc": float(np.mean(logits.argmax(1) == ref.labels)),
+        "test_images": int(len(logits)),
+    }
+    if int8:
+        result["passed"] = agreement >= INT8_MIN_TOP1_AGREEMENT
+        result["criterion"] = f"top1_agreement >= {INT8_MIN_TOP1_AGREEMENT}"
+    else:
+        result["passed"] = diff <= FP32_MAX_ABS_DIFF
+        result["criterion"] = f"max_abs_diff <= {FP32_MAX_ABS_DIFF:g}"
+    return result
+
+
+def measure_file(data: bytes, fmt: str, resolution: int, threads: int, passes: int = 3) -> dict[str, Any]:
+    """End-to-end latency (ms, batch 1) of model bytes: the lowest clipped mean over ``passes`` protocol runs."""
+    from ..latency.targets.ort_cpu import OrtCpuTarget, OrtRunner
+    from ..latency.targets.tflite import TfliteRunner
+
+    means, unstable = [], False
+    for _ in range(max(1, passes)):
+        if fmt.startswith("onnx"):
+            target = OrtCpuTarget(threads)
+            runner: Any = OrtRunner(data, target.session_options(), (1, 3, resolution, resolution))
+        else:
+            runner = TfliteRunner(data, threads=threads)
+        with runner:
+            result = measure(runner, Protocol())
+        means.append(result.mean)
+        unstable = unstable or result.unstable
+    return {"measured_latency_ms": float(min(means)), "passes": len(means), "unstable": unstable, "threads": threads}
