@@ -7,7 +7,7 @@ wrote unless ``HWNAS_BENCH_HEAVY=1``. Run it directly:
     python benchmarks/search_supernet.py [--supernet runs/bench/train-quick/supernet.safetensors] [--n-archs 400]
 
 For each budget: the arch evolution finds (accuracy predictor + LUT) and the arch gradient search finds
-(Gumbel-softmax in the supernet, hinge penalty on the LUT's expected latency), each with its predicted
+(Gumbel-softmax in the supernet, abs penalty on the LUT's expected latency), each with its predicted
 latency, its latency measured end to end with onnxruntime (1 thread, as the LUT was profiled), its
 holdout accuracy (BN recalibrated) and the accuracy predictor's estimate.
 """

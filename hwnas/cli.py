@@ -227,9 +227,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import SMOKE, DemoSizes, run_demo
 
-    return run_demo(out=Path(args.out))
+    out = Path(args.out or ("runs/demo-smoke" if args.smoke else "runs/demo"))
+    return run_demo(out=out, sizes=SMOKE if args.smoke else DemoSizes())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -322,8 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--generations", type=int, default=500)
     search.add_argument("--max-macs", type=float, help="also limit MACs (a count, e.g. 2e7)")
     search.add_argument("--max-params", type=float, help="also limit parameters (a count)")
-    search.add_argument("--penalty", default="hinge", choices=["add", "mul", "hinge"], help="gradient: latency penalty")
-    search.add_argument("--weight", type=float, default=2.0, help="gradient: penalty weight λ (default 2)")
+    search.add_argument("--penalty", default="abs", choices=["abs", "hinge", "add", "mul"],
+                        help="gradient: latency penalty (abs: the budget is a target; hinge: only above it costs)")
+    search.add_argument("--weight", type=float, default=5.0, help="gradient: penalty weight λ (default 5)")
     search.add_argument("--steps", type=int, default=300, help="gradient: steps (default 300)")
     search.add_argument("--measure", action="store_true",
                         help="re-measure the found archs end to end here, on each LUT's own runtime and threads")
@@ -350,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=_cmd_export)
 
     demo = verbs.add_parser("demo", help="the end-to-end job on the shipped data (offline)")
-    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--out", help="output folder (default runs/demo, or runs/demo-smoke with --smoke)")
+    demo.add_argument("--smoke", action="store_true",
+                      help="every stage on tiny sizes (about a minute; numbers meaningless): checks an install")
     demo.set_defaults(func=_cmd_demo)
     return parser
 

@@ -73,7 +73,7 @@ def test_latency_penalty_reaches_the_logits(setup):
         for group in (logits.ks, logits.e, logits.d, logits.r):
             group.normal_(0, 0.5)
     expected = expected_latency(predictor, logits.probabilities())
-    for kind in ("add", "mul", "hinge"):
+    for kind in ("abs", "add", "mul", "hinge"):
         logits.zero_grad()
         loss = latency_penalty(torch.tensor(1.0), expected, 0.5 * float(expected.detach()), kind, 1.0)
         loss.backward(retain_graph=True)
@@ -83,6 +83,9 @@ def test_latency_penalty_reaches_the_logits(setup):
     logits.zero_grad()
     latency_penalty(torch.tensor(1.0), expected, 2.0 * float(expected.detach()), "hinge", 1.0).backward()
     assert all(torch.count_nonzero(getattr(logits, n).grad) == 0 for n in ("ks", "e", "d", "r"))  # under budget
+    logits.zero_grad()  # abs: under the budget is penalised too, so the search is pushed up towards it
+    latency_penalty(torch.tensor(1.0), expected, 2.0 * float(expected.detach()), "abs", 1.0).backward()
+    assert float((logits.ks.grad * logits.ks.grad).sum()) > 0
 
 
 def test_a_heavier_penalty_finds_a_faster_arch(setup):

@@ -48,8 +48,8 @@ class SearchOptions:
     generations: int = 500
     max_macs: float | None = None
     max_params: float | None = None
-    penalty: str = "hinge"
-    weight: float = 2.0
+    penalty: str = "abs"
+    weight: float = 5.0
     steps: int = 300
     measure: bool = False                # re-measure the found archs end to end on each LUT's own runtime, here
     seed: int = 0
