@@ -45,44 +45,73 @@ def main() -> int:
     for i in range(args.n_random):
         archs[f"random-{i}"] = space.sample(rng)
     load = os.getloadavg()[0]
-    rows, errors, ratios = [], [], []
+    rows, errors, ratios, drift = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="hwnas-bench-export-") as tmp:
         for name, arch in archs.items():
-            report = export(ExportOptions(supernet=args.supernet, out=str(Path(tmp) / name), arch=arch.to_dict(),
-                                          int8=True, data_dir=args.data_dir, progress=False))
-            for key, entry in report["formats"].items():
-                predicted, measured = entry.get("predicted_latency_ms"), entry.get("measured_latency_ms")
-                ratio = "-" if not predicted else f"{measured / predicted - 1:+.1%}"
-                if predicted:
-                    ratios.append(abs(measured / predicted - 1))
-                if not entry["passed"]:
-                    errors.append(f"{name} {key}")
-                rows.append(
-                    f"| {name} (r{arch.r}, {space.macs(arch) / 1e6:.1f}M MACs) | {key} | {entry['size_bytes'] / 1e6:.2f} "
-                    f"| {entry['max_abs_diff']:.1e} | {entry['top1_agreement']:.3f} | {entry['test_acc']:.4f} "
-                    f"(PyTorch {report['pytorch_test_acc']:.4f}) | {'-' if not predicted else f'{predicted:.3f}'} "
-                    f"| {measured:.3f} | {ratio} | {'pass' if entry['passed'] else 'FAIL'} |")
+            runs = [("", export(ExportOptions(supernet=args.supernet, out=str(Path(tmp) / name), arch=arch.to_dict(),
+                                              int8=True, data_dir=args.data_dir, progress=False)))]
+            runs.append((" (static)", export(ExportOptions(  # full-integer TFLite: slow here, so 1,000 test images
+                supernet=args.supernet, out=str(Path(tmp) / f"{name}-static"), arch=arch.to_dict(), formats=["tflite"],
+                int8=True, tflite_int8="static", test_images=1000, data_dir=args.data_dir, progress=False))))
+            now = profiled_now(space, arch)
+            for suffix, report in runs:
+                for key, entry in report["formats"].items():
+                    if suffix and key != "tflite_int8":
+                        continue
+                    predicted, measured = entry.get("predicted_latency_ms"), entry.get("measured_latency_ms")
+                    ratio = "-" if not predicted else f"{measured / predicted - 1:+.1%}"
+                    as_profiled = "-"
+                    if predicted:
+                        ratios.append(abs(measured / predicted - 1))
+                        reference = now[key]
+                        as_profiled = f"{reference:.3f} ({measured / reference - 1:+.1%})"
+                        drift.append(reference / predicted - 1)
+                    if not entry["passed"]:
+                        errors.append(f"{name} {key}{suffix}")
+                    rows.append(
+                        f"| {name} (r{arch.r}, {space.macs(arch) / 1e6:.1f}M MACs) | {key}{suffix} | {entry['precision']} "
+                        f"| {entry['size_bytes'] / 1e6:.2f} | {entry['max_abs_diff']:.1e} | {entry['top1_agreement']:.3f} "
+                        f"| {entry['test_acc']:.4f} (PyTorch {report['pytorch_test_acc']:.4f}, {entry['test_images']:,}) "
+                        f"| {'-' if not predicted else f'{predicted:.3f}'} | {measured:.3f} | {ratio} | {as_profiled} "
+                        f"| {'pass' if entry['passed'] else 'FAIL'} |")
     lines = [
         "## Deploy (`benchmarks/export.py`)\n",
         f"Supernet `{Path(args.supernet).name}` from `{Path(args.supernet).parent.name}` (`tiny-mbv3`, CIFAR-10); "
         f"load average {load:.2f} at start. Accuracy on the 10,000 CIFAR-10 test images; latency batch 1, "
         "1 thread (as the LUTs were profiled), lowest of 3 protocol runs. int8 rows have no LUT prediction "
-        "(the LUTs price fp32 ops). litert-torch cross-check: "
+        "(the LUTs price fp32 ops); `int8-dynamic` TFLite (the default) keeps float activations, `(static)` rows "
+        "are full-integer TFLite. litert-torch cross-check: "
         f"{'installed' if _has('litert_torch') else 'not installed here (optional extra), its test skips'}.\n",
-        "| subnet | file | MB | max abs Δ logit | top-1 agreement | test accuracy | LUT ms | measured ms "
-        "| measured vs LUT | check |",
-        "|---|---|---:|---:|---:|---|---:|---:|---:|---|",
+        "| subnet | file | precision | MB | max abs Δ logit | top-1 agreement (500) | test accuracy (images) | LUT ms "
+        "| measured ms | measured vs LUT | same arch as profiled, measured now (file vs it) | check |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
         *rows,
     ]
     if ratios:
         lines.append(f"\nfp32 files, measured vs calibrated LUT: mean |error| {np.mean(ratios):.1%}, worst "
-                     f"{np.max(ratios):.1%} over {len(ratios)} files (goal: within 10%). "
+                     f"{np.max(ratios):.1%}, {sum(r <= 0.10 for r in ratios)}/{len(ratios)} within 10% (goal: within 10%). "
+                     f"The same archs built as the profiler builds them (random weights, batch 1) and measured right "
+                     f"after each export were {np.mean(drift):+.1%} off the LUT on average (machine drift since "
+                     f"profiling), so the export itself accounts for the difference in the file-vs-it column. "
                      f"Checks failed: {', '.join(errors) or 'none'}.\n")
     text = "\n".join(lines)
     SECTIONS.mkdir(exist_ok=True)
     (SECTIONS / "export.md").write_text(text + "\n", encoding="utf-8")
     print(text)
     return 0
+
+
+def profiled_now(space, arch) -> dict[str, float]:
+    """Latency now of ``arch`` built exactly as the profiler's validation builds it, per fp32 format."""
+    from hwnas.export.verify import measure_file
+    from hwnas.latency.targets import get_target
+    from hwnas.latency.targets.base import static_subnet
+
+    result = {}
+    for key, target_name in (("onnx", "ort-cpu"), ("tflite", "tflite")):
+        built = get_target(target_name, 1).build_subnet(static_subnet(space.signatures(arch), seed=0), arch.r)
+        result[key] = measure_file(built.payload, key, arch.r, threads=1)["measured_latency_ms"]
+    return result
 
 
 def _has(module: str) -> bool:

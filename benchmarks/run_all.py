@@ -41,6 +41,38 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+README = HERE.parent / "README.md"
+BEGIN, END = "<!-- results:begin (make bench writes this table from benchmarks/RESULTS.md) -->", "<!-- results:end -->"
+
+
+def headline_rows(sections: list[str]) -> list[str]:
+    """One README row per benchmark section: its title and its goal lines (sentences that start with "Goal")."""
+    rows = []
+    for section in sections:
+        lines = section.strip().splitlines()
+        if not lines or not lines[0].startswith("## "):
+            continue
+        title = lines[0][3:].strip()
+        goals = [line.strip() for line in lines[1:] if line.strip().startswith(("Goal", "fp32 files, measured"))]
+        if goals:
+            text = " ".join(goals).replace("|", "/").replace("**", "")
+            rows.append(f"| {title} | {text} |")
+    return rows
+
+
+def update_readme(sections: list[str]) -> None:
+    """Rewrite the README's results table (between the markers) from the sections just written."""
+    text = README.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        return
+    table = "\n".join(["| benchmark | goal and result |", "|---|---|", *headline_rows(sections)])
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with tempfile.NamedTemporaryFile("w", dir=README.parent, delete=False, suffix=".tmp", encoding="utf-8") as handle:
+        handle.write(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+    os.replace(handle.name, README)
+
+
 def main() -> int:
     scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
     sections = []
@@ -70,7 +102,8 @@ def main() -> int:
     with tempfile.NamedTemporaryFile("w", dir=HERE, delete=False, suffix=".tmp") as handle:
         handle.write(text)
     os.replace(handle.name, HERE / "RESULTS.md")
-    print(f"wrote {HERE / 'RESULTS.md'}" + (f"; FAILED: {failed}" if failed else ""))
+    update_readme(sections)
+    print(f"wrote {HERE / 'RESULTS.md'} and the README's results table" + (f"; FAILED: {failed}" if failed else ""))
     return 1 if failed else 0
 
 

@@ -183,10 +183,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _comma_list(text: str | None) -> list[str]:
+    """``"a,b,"`` → ``["a", "b"]`` (empty items dropped)."""
+    return [v for v in (text or "").split(",") if v]
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     from .search.run import SearchOptions, parse_budgets, results_table, run_search
 
-    luts = [v for v in args.lut.split(",") if v]
+    luts = _comma_list(args.lut)
     out = args.out or f"runs/search/{Path(args.supernet).parent.name or 'supernet'}-{args.strategy}"
     options = SearchOptions(
         supernet=args.supernet, luts=luts, budgets_ms=parse_budgets(args.latency_ms, len(luts)), out=out,
@@ -210,13 +215,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import ExportOptions, export, report_table
 
-    formats = [v for v in args.format.split(",") if v]
     name = Path(args.arch).stem if args.arch else f"{Path(args.from_search).name}-{args.budget:g}ms" \
         if args.budget is not None else Path(args.from_search or "subnet").name
     out = args.out or f"runs/export/{name}"
     report = export(ExportOptions(
         supernet=args.supernet, out=out, arch=args.arch, from_search=args.from_search, budget=args.budget,
-        formats=formats, int8=args.int8, calib_images=args.calib_images, luts=[v for v in (args.lut or "").split(",") if v],
+        formats=_comma_list(args.format), int8=args.int8, calib_images=args.calib_images, tflite_int8=args.tflite_int8,
+        luts=_comma_list(args.lut),
         data_dir=args.data_dir, verify=not args.no_verify, test_images=args.test_images, measure=not args.no_measure,
         extra={"argv": sys.argv[1:]},
     ))
@@ -342,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", default="onnx,tflite", help="comma-separated: onnx, tflite (default both)")
     exp.add_argument("--int8", action="store_true", help="also write int8 files, calibrated on training images")
     exp.add_argument("--calib-images", type=int, default=200, help="int8 calibration images (default 200)")
+    exp.add_argument("--tflite-int8", default="dynamic", choices=["dynamic", "static"],
+                     help="int8 TFLite: dynamic range (int8 weights; default, best on CPUs) or static full integer (NPUs)")
     exp.add_argument("--lut", help="LUT(s) pricing the subnet, comma-separated (default: the search's, else the "
                                    "shipped ort-cpu/tflite profiles of the space)")
     exp.add_argument("--data-dir", help="where the training data is now (default: the folder the supernet recorded)")

@@ -102,9 +102,9 @@ def test_int8_files_and_the_bundle_runs_without_torch(toy, tmp_path):
                  "--calib-images", "8", "--lut", str(lut), "--no-measure", "--out", str(out)]) in (0, 1)
     report = json.loads((out / "report.json").read_text())
     assert set(report["formats"]) == {"onnx", "tflite", "onnx_int8", "tflite_int8"}
-    for key in ("onnx_int8", "tflite_int8"):
+    for key, precision in (("onnx_int8", "int8"), ("tflite_int8", "int8-dynamic")):
         entry = report["formats"][key]
-        assert entry["precision"] == "int8" and entry["criterion"].startswith("top1_agreement")
+        assert entry["precision"] == precision and entry["criterion"].startswith("top1_agreement")
         assert 0.5 <= entry["top1_agreement"] <= 1.0  # untrained weights: the ≥ 98% check is benchmarks/export.py's
         assert entry["size_bytes"] < report["formats"][key.removesuffix("_int8")]["size_bytes"] / 2.5
     assert read_metadata(str(out / "model_int8.tflite"))["hwnas.precision"].startswith("int8")
@@ -120,6 +120,24 @@ def test_int8_files_and_the_bundle_runs_without_torch(toy, tmp_path):
     int8 = _run_bundle(out, "model_int8.tflite", tmp_path / "uint8.npy")
     assert np.mean(np.array(int8) == np.array(expected)) == pytest.approx(report["formats"]["tflite_int8"]["top1_agreement"],
                                                                           abs=0.02)
+
+
+def test_static_full_integer_tflite(toy, tmp_path):
+    root, space, supernet, lut = toy
+    out = tmp_path / "static"
+    report = export(ExportOptions(supernet=str(supernet), out=str(out), arch=space.min_arch().to_dict(), formats=["tflite"],
+                                  int8=True, tflite_int8="static", calib_images=8, luts=[], test_images=20, measure=False,
+                                  progress=False))
+    entry = report["formats"]["tflite_int8"]
+    assert entry["precision"] == "int8" and 0.0 <= entry["top1_agreement"] <= 1.0 and entry["test_images"] == 20
+    from hwnas.export.bundle_run import Model
+
+    model = Model(str(out / "model_int8.tflite"), threads=1)
+    assert model._input["dtype"] == np.int8 and model._output["dtype"] == np.int8  # full integer in and out
+    assert "static_wi8_ai8" in read_metadata(str(out / "model_int8.tflite"))["hwnas.precision"]
+    with pytest.raises(ValueError, match="'fancy'"):
+        export(ExportOptions(supernet=str(supernet), out=str(out), arch=space.min_arch().to_dict(), formats=["tflite"],
+                             int8=True, tflite_int8="fancy", luts=[], verify=False, measure=False, progress=False))
 
 
 def _arch_file(folder, arch) -> str:

@@ -15,6 +15,7 @@ def python_blocks() -> list[str]:
 def test_readme_python_blocks_run(note10_dir, tmp_path, monkeypatch):
     for resolution in (160, 176):  # the files the README's import example names
         shutil.copy(note10_dir / f"{resolution}_lookup_table.yaml", tmp_path)
+    (tmp_path / "device_profiles").symlink_to(ROOT / "device_profiles")  # the shipped LUTs the README names
     monkeypatch.chdir(tmp_path)
     blocks = python_blocks()
     assert len(blocks) >= 3
@@ -26,3 +27,6 @@ def test_readme_python_blocks_run(note10_dir, tmp_path, monkeypatch):
             raise AssertionError(f"README python block {number} failed: {error!r}\n{block}") from error
     assert namespace["latency_ms"].shape == (100_000,)
     assert (tmp_path / "supernet.safetensors").exists()
+    report = namespace["report"]  # the whole job: trained, searched, exported and verified
+    assert report["passed"] and set(report["formats"]) == {"onnx", "tflite"}
+    assert (tmp_path / "runs" / "api" / "bundle" / "run.py").exists()

@@ -21,7 +21,7 @@ from ..latency.predictor import LatencyPredictor
 from ..latency.table import LatencyTable
 from .bundle import write_bundle
 from .files import FILE_NAMES, FORMATS, RUNTIMES, build_fp32, model_metadata
-from .quantize import quantize_onnx, quantize_tflite
+from .quantize import TFLITE_MODES, quantize_onnx, quantize_tflite
 from .subnet import PreparedSubnet, prepare_subnet
 from .verify import compare, measure_file, reference
 
@@ -38,6 +38,7 @@ class ExportOptions:
     formats: Sequence[str] = FORMATS
     int8: bool = False
     calib_images: int = 200
+    tflite_int8: str = "dynamic"                 # "dynamic" (CPUs) or "static" (full integer, for NPUs)
     luts: Sequence[str] = ()                     # LUTs to price (and measure) with; default: the search's + shipped
     data_dir: str | None = None
     verify: bool = True
@@ -112,6 +113,8 @@ def export(options: ExportOptions) -> dict[str, Any]:
     unknown = [f for f in options.formats if f not in FORMATS]
     if unknown or not options.formats:
         raise ValueError(f"formats {list(options.formats)}: choose from {list(FORMATS)}")
+    if options.tflite_int8 not in TFLITE_MODES:
+        raise ValueError(f"tflite_int8={options.tflite_int8!r}: choose one of {list(TFLITE_MODES)}")
     if options.int8 and options.calib_images < 1:
         raise ValueError(f"calib_images={options.calib_images} must be >= 1 for int8")
     supernet, arch_source, lut_paths = resolve_arch(options)
@@ -142,10 +145,10 @@ def export(options: ExportOptions) -> dict[str, Any]:
         elif fmt == "onnx":
             quantize_onnx(fp32, calib_nchw, path)
         else:
-            quantize_tflite(fp32, np.ascontiguousarray(calib_nchw.transpose(0, 2, 3, 1)), path,
-                            metadata={"hwnas.precision": "int8 (ai-edge-quantizer static_wi8_ai8)"})
+            quantize_tflite(fp32, np.ascontiguousarray(calib_nchw.transpose(0, 2, 3, 1)), path, mode=options.tflite_int8)
         data = path.read_bytes()
-        entry: dict[str, Any] = {"file": path.name, "size_bytes": len(data), "precision": "int8" if int8 else "fp32"}
+        precision = "fp32" if not int8 else "int8" if fmt == "onnx" or options.tflite_int8 == "static" else "int8-dynamic"
+        entry: dict[str, Any] = {"file": path.name, "size_bytes": len(data), "precision": precision}
         pricing = by_target.get(RUNTIMES[fmt])
         entry["predicted_latency_ms"] = None if pricing is None or int8 else round(pricing["predicted_ms"], 4)
         if pricing is not None:
