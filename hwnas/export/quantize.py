@@ -56,12 +56,14 @@ def quantize_onnx(fp32: bytes, calibration_nchw: np.ndarray, out: str | os.PathL
     images = _check_calibration(calibration_nchw, "NCHW")
     model = onnx.load_from_string(fp32)
     input_name = model.graph.input[0].name
+    batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    batch = batch_dim.dim_value if batch_dim.HasField("dim_value") else 16  # a fixed batch must be honoured
     with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(fp32)
         prepared = Path(tmp) / "prepared.onnx"  # shape inference + graph cleanup, as onnxruntime recommends
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(target), _Batches(input_name, images), quant_format=QuantFormat.QDQ,
+        quantize_static(str(prepared), str(target), _Batches(input_name, images, batch), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
@@ -85,9 +87,9 @@ def quantize_tflite(fp32: bytes, calibration_nhwc: np.ndarray, out: str | os.Pat
 
     ``static`` is full integer (what integer-only NPUs need), calibrated image by image on ``calibration_nhwc``;
     ``dynamic`` keeps float activations and quantises them on the fly. Measured on the quick CIFAR-10 supernet
-    (benchmarks/RESULTS.md): static agreed with PyTorch on 93.8–97.6% of test images and ran up to 6× slower than
-    fp32 (XNNPACK splits it into ~28 partitions), dynamic agreed on ≥ 99.8% and ran ~3× faster than fp32 —
-    so CPU targets get ``dynamic`` by default.
+    (benchmarks/RESULTS.md): static agreed with PyTorch's top-1 on 93.8–97.6% of test images (below the 98%
+    check) and ran up to 6× slower than fp32 (XNNPACK splits it into ~28 partitions); dynamic agreed on
+    99.0–100% — so CPU targets get ``dynamic`` by default.
     """
     if mode not in TFLITE_MODES:
         raise ValueError(f"TFLite int8 mode {mode!r}; choose one of {list(TFLITE_MODES)}")

@@ -23,7 +23,7 @@ from .bundle import write_bundle
 from .files import FILE_NAMES, FORMATS, RUNTIMES, build_fp32, model_metadata
 from .quantize import TFLITE_MODES, quantize_onnx, quantize_tflite
 from .subnet import PreparedSubnet, prepare_subnet
-from .verify import compare, measure_file, reference
+from .verify import TimedFile, compare, measure_files, reference
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "device_profiles"
 
@@ -134,6 +134,7 @@ def export(options: ExportOptions) -> dict[str, Any]:
 
     files: dict[str, str] = {}
     formats: dict[str, dict[str, Any]] = {}
+    timed: list[TimedFile] = []
     variants = [(f, False) for f in options.formats] + ([(f, True) for f in options.formats] if options.int8 else [])
     for fmt, int8 in variants:
         key = f"{fmt}_int8" if int8 else fmt
@@ -156,14 +157,18 @@ def export(options: ExportOptions) -> dict[str, Any]:
         if ref is not None:
             entry.update(compare(str(path), ref, int8, options.numeric_images, options.agreement_images, _threads()))
         if options.measure:
-            threads = pricing["threads"] if pricing else 1
-            entry.update(measure_file(data, fmt, subnet.resolution, threads))
-            if entry["predicted_latency_ms"]:
-                entry["measured_vs_predicted"] = round(entry["measured_latency_ms"] / entry["predicted_latency_ms"] - 1, 4)
+            timed.append(TimedFile(key, data, fmt, subnet.resolution, pricing["threads"] if pricing else 1))
         formats[key] = entry
-        files[path.name] = f"{'int8' if int8 else 'fp32'} {'ONNX (opset 17, NCHW)' if fmt == 'onnx' else 'TFLite (NHWC)'}"
+        files[path.name] = f"{precision} {'ONNX (opset 17, NCHW, batch 1)' if fmt == 'onnx' else 'TFLite (NHWC, batch 1)'}"
         if options.progress:
             print(f"[export] {key}: {path} ({len(data) / 1e6:.2f} MB)", flush=True)
+
+    if timed:  # every file of the bundle in the same interleaved rounds: they share the machine's mood
+        for key, measured in measure_files(timed).items():
+            entry = formats[key]
+            entry.update(measured)
+            if entry["predicted_latency_ms"]:
+                entry["measured_vs_predicted"] = round(entry["measured_latency_ms"] / entry["predicted_latency_ms"] - 1, 4)
 
     space = subnet.space
     arch_info = {"space": space.name, "space_hash": space.content_hash, "arch": subnet.arch.to_dict(),

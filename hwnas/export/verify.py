@@ -63,20 +63,44 @@ def compare(path: str, ref: Reference, int8: bool, n_numeric: int, n_agreement: 
     return result
 
 
-def measure_file(data: bytes, fmt: str, resolution: int, threads: int, passes: int = 3) -> dict[str, Any]:
-    """End-to-end latency (ms, batch 1) of model bytes: the lowest clipped mean over ``passes`` protocol runs."""
+@dataclass(frozen=True)
+class TimedFile:
+    """Model bytes to time: ``fmt`` picks the runtime (``onnx*`` → onnxruntime, ``tflite*`` → LiteRT)."""
+
+    key: str
+    data: bytes
+    fmt: str
+    resolution: int
+    threads: int
+
+
+def _runner(item: TimedFile) -> Any:
     from ..latency.targets.ort_cpu import OrtCpuTarget, OrtRunner
     from ..latency.targets.tflite import TfliteRunner
 
-    means, unstable = [], False
+    if item.fmt.startswith("onnx"):
+        return OrtRunner(item.data, OrtCpuTarget(item.threads).session_options(),
+                         (1, 3, item.resolution, item.resolution))
+    return TfliteRunner(item.data, threads=item.threads)
+
+
+def measure_files(items: list[TimedFile], passes: int = 5, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """End-to-end latency (ms, batch 1) of every file, the profiler's way: ``passes`` interleaved rounds in a
+    shuffled order, a fresh session each time, the lowest clipped mean kept (noise on a shared CPU only adds)."""
+    means: dict[str, list[float]] = {item.key: [] for item in items}
+    unstable: dict[str, bool] = {item.key: False for item in items}
+    rng = np.random.default_rng(seed)
     for _ in range(max(1, passes)):
-        if fmt.startswith("onnx"):
-            target = OrtCpuTarget(threads)
-            runner: Any = OrtRunner(data, target.session_options(), (1, 3, resolution, resolution))
-        else:
-            runner = TfliteRunner(data, threads=threads)
-        with runner:
-            result = measure(runner, Protocol())
-        means.append(result.mean)
-        unstable = unstable or result.unstable
-    return {"measured_latency_ms": float(min(means)), "passes": len(means), "unstable": unstable, "threads": threads}
+        for index in rng.permutation(len(items)):
+            item = items[int(index)]
+            with _runner(item) as runner:
+                result = measure(runner, Protocol())
+            means[item.key].append(result.mean)
+            unstable[item.key] = unstable[item.key] or result.unstable
+    return {item.key: {"measured_latency_ms": float(min(means[item.key])), "passes": len(means[item.key]),
+                       "unstable": unstable[item.key], "threads": item.threads} for item in items}
+
+
+def measure_file(data: bytes, fmt: str, resolution: int, threads: int, passes: int = 5) -> dict[str, Any]:
+    """``measure_files`` for one file."""
+    return measure_files([TimedFile("file", data, fmt, resolution, threads)], passes)["file"]
