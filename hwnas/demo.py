@@ -228,8 +228,22 @@ def console_table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def profile_summary(lut: Path) -> str:
+    """One line on a LUT: where it comes from, its device, and its held-out validation."""
+    from .latency import LatencyTable
+
+    table = LatencyTable.load(lut)
+    meta = table.metadata
+    report = (table.calibration or {}).get("validation", {})
+    raw, calibrated = report.get("holdout_uncalibrated", {}), report.get("holdout_calibrated", {})
+    return (f"`{lut.parent.name}` ({meta.get('device')}, {meta.get('target')}, {len(table)} ops, profiled "
+            f"{str(meta.get('created_at', '?'))[:10]}): held-out subnets within ±5% of the prediction "
+            f"{raw.get('within_5pct', float('nan')):.0%} raw op sum → {calibrated.get('within_5pct', float('nan')):.0%} "
+            f"calibrated (RMSPE {raw.get('rmspe_pct', float('nan')):.1f}% → {calibrated.get('rmspe_pct', float('nan')):.1f}%)")
+
+
 def write_report(out: Path, train: dict[str, Any], search: dict[str, Any], rows: list[list[str]],
-                 seconds: float) -> Path:
+                 seconds: float, luts: list[Path]) -> Path:
     """``report.md``: every stage's numbers, the results table and the plots (copied next to it)."""
     device = next(iter(search["budgets_ms"]))
     shutil.copyfile(out / "search" / "pareto.png", out / "pareto.png")
@@ -257,6 +271,7 @@ Bundles (model files, `run.py`, `README.md`, `report.json`): `export/<budget>ms/
 
 ## Stages
 
+- **Latency tables**: {"; ".join(profile_summary(p) for p in luts)}.
 - **Supernet** (`train-tiny-mbv3-quick/`): progressive shrinking, {train['steps']} steps in {train['wall_s'] / 60:.1f} min.
 
   | subnet | resolution | MACs | test accuracy |
@@ -298,7 +313,7 @@ def run_demo(out: Path, sizes: DemoSizes = DemoSizes()) -> int:
     reports = export_stage(out, budgets, luts, sizes)
     plot_latency(reports, budgets, out / "latency.png")
     rows = result_rows(budgets, search, reports)
-    report = write_report(out, train, search, rows, time.time() - start)
+    report = write_report(out, train, search, rows, time.time() - start, luts)
     print(console_table(rows))
     print(f"demo finished in {(time.time() - start) / 60:.1f} min; report {report}")
     return 0 if fp32_checks_passed(reports) else 1
