@@ -78,7 +78,7 @@ def main() -> int:
         "## Deploy (`benchmarks/export.py`)\n",
         f"Supernet `{Path(args.supernet).name}` from `{Path(args.supernet).parent.name}` (`tiny-mbv3`, CIFAR-10); "
         f"load average {load:.2f} at start. Accuracy on the 10,000 CIFAR-10 test images; latency batch 1, "
-        "1 thread (as the LUTs were profiled), lowest of 3 protocol runs. int8 rows have no LUT prediction "
+        "1 thread (as the LUTs were profiled), lowest of 5 interleaved protocol runs per file. int8 rows have no LUT prediction "
         "(the LUTs price fp32 ops); `int8-dynamic` TFLite (the default) keeps float activations, `(static)` rows "
         "are full-integer TFLite. litert-torch cross-check: "
         f"{'installed' if _has('litert_torch') else 'not installed here (optional extra), its test skips'}.\n",

@@ -53,11 +53,20 @@ def headline_rows(sections: list[str]) -> list[str]:
         if not lines or not lines[0].startswith("## "):
             continue
         title = lines[0][3:].strip()
-        goals = [line.strip() for line in lines[1:] if line.strip().startswith(("Goal", "fp32 files, measured"))]
+        goals = [first_sentence(line.strip()) for line in lines[1:]
+                 if line.strip().startswith(("Goal", "fp32 files, measured"))]
         if goals:
-            text = " ".join(goals).replace("|", "/").replace("**", "")
+            text = " ".join(goals).replace("|", "\\|").replace("**", "")
             rows.append(f"| {title} | {text} |")
     return rows
+
+
+def first_sentence(line: str) -> str:
+    """Up to the first full stop that ends a sentence (not a decimal point)."""
+    for index, char in enumerate(line):
+        if char == "." and (index + 1 == len(line) or line[index + 1] == " "):
+            return line[:index + 1]
+    return line
 
 
 def update_readme(sections: list[str]) -> None:
