@@ -215,8 +215,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import ExportOptions, export, report_table
 
-    name = Path(args.arch).stem if args.arch else f"{Path(args.from_search).name}-{args.budget:g}ms" \
-        if args.budget is not None else Path(args.from_search or "subnet").name
+    if args.arch:
+        name = Path(args.arch).stem
+    elif args.budget is not None:
+        name = f"{Path(args.from_search).name}-{args.budget:g}ms"
+    else:
+        name = Path(args.from_search).name
     out = args.out or f"runs/export/{name}"
     report = export(ExportOptions(
         supernet=args.supernet, out=out, arch=args.arch, from_search=args.from_search, budget=args.budget,

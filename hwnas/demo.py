@@ -7,7 +7,6 @@ so an interrupted demo picks up where it stopped.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import read_json
 from .space import get_space
 
 SPACE = "tiny-mbv3"
@@ -98,7 +98,7 @@ def train_stage(out: Path, sizes: DemoSizes, space_name: str = SPACE) -> dict[st
     folder = out / f"train-{space_name}-quick"
     if (folder / "results.json").exists():
         print(f"[train] reusing {folder / 'results.json'}")
-        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        results = read_json(folder / "results.json")
     else:
         resume = (folder / "checkpoint" / "state.json").exists()
         print(f"[train] progressive shrinking of {space_name} on the shipped CIFAR-10 subset (quick schedule"
@@ -121,13 +121,14 @@ def budgets_for(lut: Path, space_name: str = SPACE) -> list[float]:
 
 def search_stage(out: Path, supernet: str, luts: list[Path], budgets: list[float], sizes: DemoSizes) -> dict[str, Any]:
     """Accuracy predictor + evolution for the budgets on the first LUT; the others are reported alongside."""
+    from .latency.table import device_name
     from .search.run import SearchOptions, results_table, run_search
 
     folder = out / "search"
     saved = folder / "results.json"
     if saved.exists():
-        results = json.loads(saved.read_text(encoding="utf-8"))
-        if results.get("budgets_ms", {}).get(luts[0].parent.name) == budgets:
+        results = read_json(saved)
+        if results.get("budgets_ms", {}).get(device_name(luts[0])) == budgets:
             print(f"[search] reusing {saved}")
             print(results_table(results))
             return results
@@ -150,7 +151,7 @@ def export_stage(out: Path, budgets: list[float], luts: list[Path], sizes: DemoS
     for budget in budgets:
         folder = out / "export" / f"{budget:g}ms"
         if (folder / "report.json").exists():
-            report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+            report = read_json(folder / "report.json")
             print(f"[export] reusing {folder}")
         else:
             print(f"[export] {budget:g} ms subnet -> {folder}")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..atomic import read_json, write_bytes_atomic, write_json_atomic
 from ..latency.predictor import LatencyPredictor
-from ..latency.table import LatencyTable
+from ..latency.table import LatencyTable, device_name
 from .bundle import write_bundle
 from .files import FILE_NAMES, FORMATS, RUNTIMES, build_fp32, model_metadata
 from .quantize import TFLITE_MODES, quantize_onnx, quantize_tflite
@@ -52,9 +52,7 @@ class ExportOptions:
 
 def lut_id(path: str | Path) -> str:
     """``<device folder or file stem>@<first 12 hex of the file's sha256>``: names the exact table used."""
-    path = Path(path)
-    name = path.parent.name if path.name == "lut.json" else path.stem
-    return f"{name}@{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+    return f"{device_name(path)}@{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]}"
 
 
 def resolve_arch(options: ExportOptions) -> tuple[str, Any, list[str]]:
@@ -95,15 +93,14 @@ def _pricing(subnet: PreparedSubnet, lut_paths: list[str]) -> tuple[dict[str, fl
     predicted, ids, by_target = {}, {}, {}
     for path in lut_paths:
         table = LatencyTable.load(path)
-        name = Path(path).parent.name if Path(path).name == "lut.json" else Path(path).stem
+        name = device_name(path)
         predicted[name] = float(LatencyPredictor(subnet.space, table).predict_one(subnet.arch))
         ids[name] = lut_id(path)
         meta = table.metadata
         target = meta.get("target")
         if target and target not in by_target:
             threads = int((meta.get("runtime") or {}).get("threads") or 1)
-            by_target[target] = {"device": name, "lut_id": ids[name], "predicted_ms": predicted[name], "threads": threads,
-                                 "calibrated": bool(meta.get("calibration"))}
+            by_target[target] = {"lut_id": ids[name], "predicted_ms": predicted[name], "threads": threads}
     return predicted, ids, by_target
 
 
@@ -126,8 +123,7 @@ def export(options: ExportOptions) -> dict[str, Any]:
                      LatencyPredictor(subnet.space, LatencyTable.load(p)).served_resolutions]
     predicted, ids, by_target = _pricing(subnet, lut_paths)
 
-    calibration = subnet.data.calibration.images[:options.calib_images]
-    calib_nchw = np.concatenate([subnet.inputs_nchw(calibration[i:i + 250]) for i in range(0, len(calibration), 250)])
+    calib_nchw = subnet.inputs_nchw(subnet.data.calibration.images[:options.calib_images])
     test = subnet.data.test
     n_test = len(test) if options.test_images is None else min(options.test_images, len(test))
     ref = reference(subnet, test.images[:n_test], test.labels[:n_test]) if options.verify else None
@@ -135,12 +131,12 @@ def export(options: ExportOptions) -> dict[str, Any]:
     files: dict[str, str] = {}
     formats: dict[str, dict[str, Any]] = {}
     timed: list[TimedFile] = []
+    fp32_files = {fmt: build_fp32(subnet, fmt, model_metadata(subnet, predicted, ids, fmt)) for fmt in options.formats}
     variants = [(f, False) for f in options.formats] + ([(f, True) for f in options.formats] if options.int8 else [])
     for fmt, int8 in variants:
         key = f"{fmt}_int8" if int8 else fmt
         path = out / FILE_NAMES[key]
-        metadata = model_metadata(subnet, predicted, ids, fmt)
-        fp32 = build_fp32(subnet, fmt, metadata)
+        fp32 = fp32_files[fmt]
         if not int8:
             write_bytes_atomic(path, fp32)
         elif fmt == "onnx":
@@ -196,12 +192,12 @@ def report_table(report: dict[str, Any]) -> str:
     header = (f"{'file':<20}{'size MB':>9}{'max|Δ|':>11}{'top-1 agr':>11}{'test acc':>10}{'LUT ms':>9}"
               f"{'measured':>10}{'check':>7}")
     lines = [header]
+
     def fmt(entry: dict[str, Any], key: str, spec: str) -> str:
         value = entry.get(key)
         return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
     for entry in report["formats"].values():
-
         check = "-" if "passed" not in entry else ("PASS" if entry["passed"] else "FAIL")
         lines.append(f"{entry['file']:<20}{entry['size_bytes'] / 1e6:>9.2f}{fmt(entry, 'max_abs_diff', '>11.2e')}"
                      f"{fmt(entry, 'top1_agreement', '>11.4f')}{fmt(entry, 'test_acc', '>10.4f')}"

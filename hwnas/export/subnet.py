@@ -40,16 +40,22 @@ class PreparedSubnet:
     def resolution(self) -> int:
         return int(self.arch.r)
 
-    def inputs_nchw(self, images: np.ndarray) -> np.ndarray:
+    def inputs_nchw(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """uint8 NHWC images → the float32 NCHW batch the network takes (normalised, resized to ``r``)."""
-        return self.preprocessing.transform(self.resolution)(images).numpy()
+        transform = self.preprocessing.transform(self.resolution)
+        chunks = [transform(images[i:i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, 3, self.resolution, self.resolution), np.float32)
 
     @torch.no_grad()
-    def logits(self, images: np.ndarray, batch_size: int = 250) -> np.ndarray:
-        """PyTorch's float32 logits for uint8 NHWC ``images``: the reference every exported file is checked against."""
-        outputs = [self.module(torch.from_numpy(self.inputs_nchw(images[i:i + batch_size]))).numpy()
-                   for i in range(0, len(images), batch_size)]
+    def forward(self, inputs_nchw: np.ndarray, batch_size: int = 250) -> np.ndarray:
+        """PyTorch's float32 logits for already preprocessed NCHW inputs."""
+        outputs = [self.module(torch.from_numpy(inputs_nchw[i:i + batch_size])).numpy()
+                   for i in range(0, len(inputs_nchw), batch_size)]
         return np.concatenate(outputs) if outputs else np.zeros((0, len(self.classes)), np.float32)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """PyTorch's float32 logits for uint8 NHWC ``images``: the reference every exported file is checked against."""
+        return self.forward(self.inputs_nchw(images))
 
 
 def load_arch(space: SearchSpace, source: str | os.PathLike[str] | dict[str, Any] | Arch) -> Arch:

@@ -31,8 +31,8 @@ class Reference:
 
 def reference(subnet: PreparedSubnet, images: np.ndarray, labels: np.ndarray) -> Reference:
     """Normalised, resized inputs and the PyTorch subnet's logits for uint8 NHWC ``images``."""
-    nchw = np.concatenate([subnet.inputs_nchw(images[i:i + 500]) for i in range(0, len(images), 500)])
-    return Reference(np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)), subnet.logits(images), np.asarray(labels))
+    nchw = subnet.inputs_nchw(images)
+    return Reference(np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)), subnet.forward(nchw), np.asarray(labels))
 
 
 def file_logits(path: str, inputs_nhwc: np.ndarray, threads: int) -> np.ndarray:

@@ -11,6 +11,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,13 @@ from .. import _C
 
 SCHEMA_VERSION = 1
 STAT_FIELDS = ("mean", "median", "std", "p5", "p95", "min")
+
+
+def device_name(lut: str | os.PathLike[str]) -> str:
+    """The name a LUT file goes by: ``device_profiles/ort-cpu-1t-tiny-mbv3/lut.json`` → ``ort-cpu-1t-tiny-mbv3``;
+    ``note10.json`` → ``note10``."""
+    path = Path(lut)
+    return path.parent.name if path.name == "lut.json" and path.parent.name else path.stem
 
 
 def make_metadata(

@@ -18,7 +18,7 @@ import torch
 
 from ..atomic import write_json_atomic
 from ..latency.predictor import LatencyPredictor
-from ..latency.table import LatencyTable
+from ..latency.table import LatencyTable, device_name
 from ..nn.checkpoint import load_supernet, supernet_extra
 from ..nn.supernet import OFAMobileNetV3
 from ..space.arch import Arch
@@ -56,12 +56,6 @@ class SearchOptions:
     device: str = "auto"
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def device_name(lut: str | Path) -> str:
-    """``device_profiles/ort-cpu-1t-tiny-mbv3/lut.json`` → ``ort-cpu-1t-tiny-mbv3``; ``note10.json`` → ``note10``."""
-    path = Path(lut)
-    return path.parent.name if path.name == "lut.json" and path.parent.name else path.stem
 
 
 def parse_budgets(text: str, n_luts: int) -> list[list[float]]:
