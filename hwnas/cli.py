@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--benchmark-model", default="benchmark_model", help="path of the benchmark_model binary")
     prof.set_defaults(func=_cmd_profile)
 
-    val = lut.add_parser("validate", help="measure random subnets end to end, fit and store the calibration")
+    val = lut.add_parser("validate", help="measure subnets from smallest to largest end to end, fit and store the calibration")
     val.add_argument("dir", help="a profile folder holding lut.json")
     val.add_argument("--n", type=int, default=40, help="subnets to measure (half fit, half held out)")
     val.add_argument("--space", choices=list_spaces(), help="default: the space recorded in the LUT")

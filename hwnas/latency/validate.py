@@ -1,4 +1,4 @@
-"""``hwnas lut validate``: measure random whole subnets end to end, fit the calibration, report honestly.
+"""``hwnas lut validate``: measure whole subnets end to end, fit the calibration, report honestly.
 
 Subnets are built from the same static ops the profiler timed, exported whole to the same runtime and
 measured with the same protocol. The calibration is fitted on one half and every figure in the report
@@ -26,14 +26,28 @@ from .targets.base import Target, host_description, static_subnet
 VALIDATION_JSON = "validation.json"
 VALIDATION_PNG = "validation.png"
 JOURNAL_NAME = "validation_journal.jsonl"
+SAMPLING = "size-stratified: smallest to largest arch at every resolution (see sample_archs)"
 
 
 def sample_archs(space: SearchSpace, resolutions: list[int], n: int, seed: int) -> list[Arch]:
-    """``n`` random archs spread evenly over ``resolutions``."""
+    """``n`` archs spread over the whole size range of the space, at ``resolutions`` in turn.
+
+    Uniformly random archs all land near the middle of the latency range (every block's choice averages
+    out), so a calibration fitted on them extrapolates to the smallest and largest subnets, where the op
+    sum bends most (fixed costs dominate at the bottom, weights fall out of cache at the top). Here each
+    resolution gets its own evenly spaced size levels ``q`` from 0 to 1, and every choice of an arch at
+    level ``q`` is drawn as index ``~ Binomial(k - 1, q)`` over its ``k`` sorted options: level 0 is the
+    smallest arch, level 1 the largest, and the levels between cover the range with random archs.
+    """
     rng = np.random.default_rng(seed)
-    codes = space.sample_codes(n, rng)
-    codes[:, -1] = [space.resolutions.index(resolutions[i % len(resolutions)]) for i in range(n)]
-    return space.decode(codes)
+    per_resolution = [list(range(j, n, len(resolutions))) for j in range(len(resolutions))]
+    levels = np.empty(n)
+    for rows in per_resolution:
+        levels[rows] = np.linspace(0.0, 1.0, len(rows)) if len(rows) > 1 else 0.5
+    cardinalities = space.code_cardinalities()[:-1]  # choice lists are sorted ascending
+    codes = rng.binomial(cardinalities[None, :] - 1, levels[:, None]).astype(np.int32)
+    resolution_codes = np.array([space.resolutions.index(resolutions[i % len(resolutions)]) for i in range(n)])
+    return space.decode(np.concatenate([codes, resolution_codes[:, None].astype(np.int32)], axis=1))
 
 
 def measure_subnets(space: SearchSpace, target: Target, archs: list[Arch], journal_path: Path, protocol: Protocol,
@@ -124,7 +138,7 @@ def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 4
     report = {
         "space": space.name, "space_hash": space.content_hash, "runtime": target.describe(),
         "host": host_description(), "protocol": {**protocol.describe(), "passes": passes}, "seed": seed,
-        "n": n, "resolutions": resolutions, "split": "even indices fit the calibration, odd indices are held out",
+        "n": n, "resolutions": resolutions, "sampling": SAMPLING, "split": "even indices fit the calibration, odd indices are held out",
         "model": model, "calibration": params,
         "holdout_uncalibrated": cal.metrics(raw[holdout_idx], measured[holdout_idx]),
         "holdout_calibrated": cal.metrics(calibrated[holdout_idx], measured[holdout_idx]),
