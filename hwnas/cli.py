@@ -227,6 +227,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         formats=_comma_list(args.format), int8=args.int8, calib_images=args.calib_images, tflite_int8=args.tflite_int8,
         luts=_comma_list(args.lut),
         data_dir=args.data_dir, verify=not args.no_verify, test_images=args.test_images, measure=not args.no_measure,
+        drift_anchors=args.drift_anchors,
         extra={"argv": sys.argv[1:]},
     ))
     print(report_table(report))
@@ -359,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--test-images", type=int, help="test images for accuracy (default: the whole test set)")
     exp.add_argument("--no-verify", action="store_true", help="skip the checks against PyTorch")
     exp.add_argument("--no-measure", action="store_true", help="skip measuring latency here")
+    exp.add_argument("--drift-anchors", type=int, default=4,
+                     help="LUT validation subnets re-timed beside the files to measure the machine's drift (0: none)")
     exp.add_argument("--out", help="bundle folder (default runs/export/<arch or search>)")
     exp.set_defaults(func=_cmd_export)
 

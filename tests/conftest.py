@@ -49,6 +49,17 @@ def random_table(space, resolutions=None, seed: int = 0, calibration: tuple[floa
     return table
 
 
+def write_validation_report(folder, space, n: int = 6, measured_ms=(0.2, 0.4, 0.8, 1.6, 3.2, 6.4)) -> None:
+    """A ``validation.json`` beside a test LUT with the fields the drift check reads (``hwnas.latency.drift``)."""
+    import json
+
+    import numpy as np
+
+    archs = [space.sample(np.random.default_rng(i)) for i in range(n)]
+    subnets = [{"arch": a.to_dict(), "measured_ms": m, "role": "holdout"} for a, m in zip(archs, measured_ms)]
+    (Path(folder) / "validation.json").write_text(json.dumps({"space_hash": space.content_hash, "subnets": subnets}))
+
+
 def python_sum(space, table, arch) -> float:
     """OFA's way: build each active op's key, look it up, add (the reference for the native predictor),
     with the calibration applied per op as documented: Σ (scale·mean + per_op + per_element·io + per_param·params)

@@ -17,7 +17,7 @@ from hwnas.export.subnet import prepare_subnet
 from hwnas.nn import OFAMobileNetV3, save_supernet
 from hwnas.space import get_space
 
-from conftest import random_table
+from conftest import random_table, write_validation_report
 
 DATA = {"name": "toy", "holdout": 0.25, "seed": 0, "bn_images": 12}
 
@@ -41,6 +41,7 @@ def toy(tmp_path_factory):
     table = random_table(space, seed=1)
     table.update_metadata(target="ort-cpu", runtime={"name": "onnxruntime", "threads": 1})
     table.save(lut)
+    write_validation_report(lut.parent, space)
     return root, space, path, lut
 
 
@@ -67,6 +68,13 @@ def test_five_random_tiny_archs_match_pytorch_in_onnx_and_tflite(toy, tmp_path):
         assert report["formats"]["tflite"]["predicted_latency_ms"] is None  # no TFLite LUT was given
         if i == 0:
             assert report["formats"]["onnx"]["measured_latency_ms"] > 0 and report["formats"]["tflite"]["measured_latency_ms"] > 0
+            onnx = report["formats"]["onnx"]  # drift: 4 validation subnets of the LUT re-timed beside the file
+            speed = onnx["machine_speed_vs_validation"]
+            assert speed["anchors"] == 4 and speed["factor"] == pytest.approx(float(np.median(speed["ratios"])), rel=1e-3)
+            assert onnx["predicted_now_ms"] == pytest.approx(onnx["predicted_latency_ms"] * speed["factor"], rel=1e-3)
+            assert onnx["measured_vs_predicted_now"] == pytest.approx(
+                onnx["measured_latency_ms"] / onnx["predicted_now_ms"] - 1, abs=1e-3)
+            assert "machine_speed_vs_validation" not in report["formats"]["tflite"]  # no TFLite LUT: nothing to anchor
         for name in ("run.py", "png.py", "labels.json", "preprocess.json", "arch.json", "report.json", "README.md"):
             assert (out / name).is_file(), name
         assert json.loads((out / "arch.json").read_text())["arch"] == arch.to_dict()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from train_helpers import write_npz_dataset
 
@@ -12,7 +13,7 @@ from hwnas.nn import load_supernet
 from hwnas.search import smallest
 from hwnas.search.run import device_name, parse_budgets
 
-from conftest import random_table
+from conftest import random_table, write_validation_report
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,7 @@ def trained(tmp_path_factory):
     table = random_table(space, seed=3)
     table.update_metadata(target="ort-cpu", runtime={"name": "onnxruntime", "threads": 1})  # as if profiled here
     table.save(lut)
+    write_validation_report(lut.parent, space)
     low = smallest(LatencyPredictor(space, LatencyTable.load(lut)))[0]
     return root, out / "supernet.safetensors", lut, low
 
@@ -62,6 +64,13 @@ def test_gradient_search_and_errors(trained, tmp_path, capsys):
     found = results["found"][0]
     assert "expected_latency_ms" in found and found["measured_latency_ms"]["toy-device"] > 0  # timed with onnxruntime
     assert (out / "measured-toy-device.jsonl").exists()
+    speed = found["machine_speed_vs_validation"]["toy-device"]  # 4 validation subnets re-timed in the same rounds
+    assert speed["anchors"] == 4 and speed["factor"] == pytest.approx(float(np.median(speed["ratios"])), rel=1e-3)
+    # searching again into the same folder for another budget re-measures other archs: the old journal goes
+    assert main(["search", "--supernet", str(supernet), "--lut", str(lut), "--latency-ms", f"{3 * low:.4f}",
+                 "--strategy", "gradient", "--steps", "4", "--out", str(out), "--n-archs", "12", "--measure"]) == 0
+    again = json.loads((out / "results.json").read_text())["found"][0]
+    assert again["measured_latency_ms"]["toy-device"] > 0
     capsys.readouterr()
     assert main(["search", "--supernet", str(supernet), "--lut", str(lut), "--latency-ms", f"{0.5 * low:.4f}",
                  "--out", str(out), "--generations", "2"]) == 2

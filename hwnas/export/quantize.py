@@ -1,8 +1,8 @@
 """Static int8 quantisation of the exported fp32 files, calibrated on real training images.
 
-- ONNX: onnxruntime's ``quantize_static`` in QDQ form (int8 weights per output channel, int8 activations,
-  MinMax ranges over the calibration images); the input and output stay float32, so the file drops in where
-  the fp32 one was.
+- ONNX: onnxruntime's ``quantize_static`` in QDQ form (int8 weights per output channel, int8 activations
+  with ranges at the 99.999th percentile of the calibration activations); the input and output stay float32,
+  so the file drops in where the fp32 one was.
 - TFLite: ai-edge-quantizer, ``dynamic`` (int8 weights, activations quantised at run time; the default for
   CPUs) or ``static`` (``static_wi8_ai8``: full integer, int8 input and output with their scale and zero point
   in the tensor details, which the bundle's ``run.py`` applies). The hwnas metadata of the fp32 file is carried.
@@ -33,6 +33,9 @@ def _check_calibration(images: np.ndarray, layout: str) -> np.ndarray:
     return images
 
 
+ONNX_CALIB_PERCENTILE = 99.999
+
+
 class _Batches:
     """onnxruntime's CalibrationDataReader protocol over one array, in batches of ``batch``."""
 
@@ -48,7 +51,12 @@ class _Batches:
 
 
 def quantize_onnx(fp32: bytes, calibration_nchw: np.ndarray, out: str | os.PathLike[str]) -> Path:
-    """int8 QDQ ONNX of ``fp32`` (model bytes) calibrated on ``calibration_nchw``; written atomically to ``out``."""
+    """int8 QDQ ONNX of ``fp32`` (model bytes) calibrated on ``calibration_nchw``; written atomically to ``out``.
+
+    Activation ranges are the 99.999th percentile of the calibration activations, not their min/max: on the
+    quick CIFAR-10 supernet, 3 subnets, 500 test images, top-1 agreement with fp32 went 0.974/0.982/0.986
+    (MinMax) → 0.988/0.986/0.994 (Percentile); Entropy and a moving-average MinMax did no better, and keeping
+    the first and last layers in float helped less than percentile ranges."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -65,11 +73,13 @@ def quantize_onnx(fp32: bytes, calibration_nchw: np.ndarray, out: str | os.PathL
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(target), _Batches(input_name, images, batch), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+                        calibrate_method=CalibrationMethod.Percentile,
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                                       "CalibPercentile": ONNX_CALIB_PERCENTILE})
         quantized = onnx.load(str(target))
     props = {p.key: p.value for p in model.metadata_props}
-    props["hwnas.precision"] = "int8 (onnxruntime quantize_static, QDQ, per-channel weights, MinMax activations)"
+    props["hwnas.precision"] = (f"int8 (onnxruntime quantize_static, QDQ, per-channel weights, activation ranges at the "
+                                f"{ONNX_CALIB_PERCENTILE}th percentile)")
     onnx.helper.set_model_props(quantized, props)
     return write_bytes_atomic(out, quantized.SerializeToString())
 

@@ -3,7 +3,9 @@
 Steps: extract the subnet and recalibrate its BatchNorm; write ONNX and/or TFLite fp32 (hwnas's writers,
 metadata inside); optionally int8 versions calibrated on training images; verify every file against the
 PyTorch subnet on real test images (numerics, top-1 agreement, accuracy) and measure its latency here next
-to the LUT's prediction; write ``report.json`` and the deploy bundle (``run.py`` & co.) into ``out``.
+to the LUT's prediction, with a few of the LUT's validation subnets re-timed in the same rounds to tell the
+machine's drift since validation from the prediction's error (``hwnas.latency.drift``); write ``report.json`` and the
+deploy bundle (``run.py`` & co.) into ``out``.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from .bundle import write_bundle
 from .files import FILE_NAMES, FORMATS, RUNTIMES, build_fp32, model_metadata
 from .quantize import TFLITE_MODES, quantize_onnx, quantize_tflite
 from .subnet import PreparedSubnet, prepare_subnet
-from .verify import TimedFile, compare, measure_files, reference
+from .verify import DEFAULT_ANCHORS, Anchor, TimedFile, anchors_for, compare, measure_files, reference, speed_now
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "device_profiles"
 
@@ -46,6 +48,7 @@ class ExportOptions:
     agreement_images: int = 500                  # images for top-1 agreement (the first of the test set)
     test_images: int | None = None               # images for test accuracy (None: the whole test set)
     measure: bool = True
+    drift_anchors: int = DEFAULT_ANCHORS         # validation subnets re-timed beside the files (0: no drift check)
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -100,7 +103,8 @@ def _pricing(subnet: PreparedSubnet, lut_paths: list[str]) -> tuple[dict[str, fl
         target = meta.get("target")
         if target and target not in by_target:
             threads = int((meta.get("runtime") or {}).get("threads") or 1)
-            by_target[target] = {"lut_id": ids[name], "predicted_ms": predicted[name], "threads": threads}
+            by_target[target] = {"lut_id": ids[name], "predicted_ms": predicted[name], "threads": threads,
+                                 "path": str(path)}
     return predicted, ids, by_target
 
 
@@ -131,6 +135,7 @@ def export(options: ExportOptions) -> dict[str, Any]:
     files: dict[str, str] = {}
     formats: dict[str, dict[str, Any]] = {}
     timed: list[TimedFile] = []
+    anchors: dict[str, list[Anchor]] = {}
     fp32_files = {fmt: build_fp32(subnet, fmt, model_metadata(subnet, predicted, ids, fmt)) for fmt in options.formats}
     variants = [(f, False) for f in options.formats] + ([(f, True) for f in options.formats] if options.int8 else [])
     for fmt, int8 in variants:
@@ -154,17 +159,27 @@ def export(options: ExportOptions) -> dict[str, Any]:
             entry.update(compare(str(path), ref, int8, options.numeric_images, options.agreement_images, _threads()))
         if options.measure:
             timed.append(TimedFile(key, data, fmt, subnet.resolution, pricing["threads"] if pricing else 1))
+            if pricing is not None and not int8:
+                anchors[key] = anchors_for(subnet.space, pricing["path"], fmt, RUNTIMES[fmt], pricing["threads"],
+                                           pricing["predicted_ms"], options.drift_anchors)
         formats[key] = entry
         files[path.name] = f"{precision} {'ONNX (opset 17, NCHW, batch 1)' if fmt == 'onnx' else 'TFLite (NHWC, batch 1)'}"
         if options.progress:
             print(f"[export] {key}: {path} ({len(data) / 1e6:.2f} MB)", flush=True)
 
-    if timed:  # every file of the bundle in the same interleaved rounds: they share the machine's mood
-        for key, measured in measure_files(timed).items():
-            entry = formats[key]
-            entry.update(measured)
+    if timed:  # every file of the bundle and the drift anchors in the same interleaved rounds
+        measured_all = measure_files(timed + [a.item for group in anchors.values() for a in group])
+        for item in timed:
+            entry = formats[item.key]
+            entry.update(measured_all[item.key])
             if entry["predicted_latency_ms"]:
                 entry["measured_vs_predicted"] = round(entry["measured_latency_ms"] / entry["predicted_latency_ms"] - 1, 4)
+                speed = speed_now(anchors.get(item.key, []), measured_all)
+                if speed is not None:
+                    now = entry["predicted_latency_ms"] * speed["factor"]
+                    entry["machine_speed_vs_validation"] = speed
+                    entry["predicted_now_ms"] = round(now, 4)
+                    entry["measured_vs_predicted_now"] = round(entry["measured_latency_ms"] / now - 1, 4)
 
     space = subnet.space
     arch_info = {"space": space.name, "space_hash": space.content_hash, "arch": subnet.arch.to_dict(),
@@ -203,6 +218,13 @@ def report_table(report: dict[str, Any]) -> str:
                      f"{fmt(entry, 'top1_agreement', '>11.4f')}{fmt(entry, 'test_acc', '>10.4f')}"
                      f"{fmt(entry, 'predicted_latency_ms', '>9.3f')}"
                      f"{fmt(entry, 'measured_latency_ms', '>10.3f')}{check:>7}")
+    for entry in report["formats"].values():
+        speed = entry.get("machine_speed_vs_validation")
+        if speed:
+            lines.append(f"{entry['file']}: this machine runs at {speed['factor']:.1%} of the LUT validation's time "
+                         f"({speed['anchors']} validation subnets re-timed) -> LUT now {entry['predicted_now_ms']:.3f} ms, "
+                         f"measured {entry['measured_vs_predicted_now']:+.1%} vs it ({entry['measured_vs_predicted']:+.1%} "
+                         "vs the LUT as stored)")
     if report.get("pytorch_test_acc") is not None:
         lines.append(f"PyTorch subnet test accuracy {report['pytorch_test_acc']:.4f}")
     return "\n".join(lines)

@@ -8,11 +8,15 @@ and protocol on the runtime and thread count of the LUT that priced the format, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..latency.drift import DEFAULT_ANCHORS, speed_factor, validation_anchors
+from ..latency.profiler import DEFAULT_PASSES
 from ..latency.protocol import Protocol, measure
+from ..space import SearchSpace
 from .bundle_run import Model
 from .subnet import PreparedSubnet
 
@@ -84,9 +88,12 @@ def _runner(item: TimedFile) -> Any:
     return TfliteRunner(item.data, threads=item.threads)
 
 
-def measure_files(items: list[TimedFile], passes: int = 5, seed: int = 0) -> dict[str, dict[str, Any]]:
+def measure_files(items: list[TimedFile], passes: int = DEFAULT_PASSES, seed: int = 0) -> dict[str, dict[str, Any]]:
     """End-to-end latency (ms, batch 1) of every file, the profiler's way: ``passes`` interleaved rounds in a
-    shuffled order, a fresh session each time, the lowest clipped mean kept (noise on a shared CPU only adds)."""
+    shuffled order, a fresh session each time, the lowest clipped mean kept (noise on a shared CPU only adds).
+
+    As many passes as the profiler and the LUT validation take by default, so the measured figure is the
+    same statistic the calibrated prediction was fitted to (the lowest of fewer passes reads higher)."""
     means: dict[str, list[float]] = {item.key: [] for item in items}
     unstable: dict[str, bool] = {item.key: False for item in items}
     rng = np.random.default_rng(seed)
@@ -101,6 +108,38 @@ def measure_files(items: list[TimedFile], passes: int = 5, seed: int = 0) -> dic
                        "unstable": unstable[item.key], "threads": item.threads} for item in items}
 
 
-def measure_file(data: bytes, fmt: str, resolution: int, threads: int, passes: int = 5) -> dict[str, Any]:
+def measure_file(data: bytes, fmt: str, resolution: int, threads: int, passes: int = DEFAULT_PASSES) -> dict[str, Any]:
     """``measure_files`` for one file."""
     return measure_files([TimedFile("file", data, fmt, resolution, threads)], passes)["file"]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One validation subnet to re-time: its file key, the latency validation measured, and the model bytes."""
+
+    key: str
+    then_ms: float
+    item: TimedFile
+
+
+def anchors_for(space: SearchSpace, lut_path: str | Path, fmt: str, target_name: str, threads: int,
+                predicted_ms: float, k: int = DEFAULT_ANCHORS) -> list[Anchor]:
+    """The anchors as files to time beside an exported ``fmt`` file, built exactly as validation built them."""
+    from ..latency.targets import get_target
+    from ..latency.targets.base import static_subnet
+
+    chosen = validation_anchors(space, lut_path, predicted_ms, k)
+    if not chosen:
+        return []
+    target = get_target(target_name, threads)
+    anchors = []
+    for index, arch, then_ms in chosen:
+        built = target.build_subnet(static_subnet(space.signatures(arch), seed=index), arch.r)  # as validation did
+        key = f"anchor/{fmt}/{index}"
+        anchors.append(Anchor(key, then_ms, TimedFile(key, built.payload, fmt, arch.r, threads)))
+    return anchors
+
+
+def speed_now(anchors: list[Anchor], measured: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """``speed_factor`` of exported-file anchors timed by ``measure_files``."""
+    return speed_factor([measured[a.key]["measured_latency_ms"] for a in anchors], [a.then_ms for a in anchors])

@@ -138,7 +138,8 @@ def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 4
     report = {
         "space": space.name, "space_hash": space.content_hash, "runtime": target.describe(),
         "host": host_description(), "protocol": {**protocol.describe(), "passes": passes}, "seed": seed,
-        "n": n, "resolutions": resolutions, "sampling": SAMPLING, "split": "even indices fit the calibration, odd indices are held out",
+        "n": n, "resolutions": resolutions, "sampling": SAMPLING,
+        "split": "even indices fit the calibration, odd indices are held out",
         "model": model, "calibration": params,
         "holdout_uncalibrated": cal.metrics(raw[holdout_idx], measured[holdout_idx]),
         "holdout_calibrated": cal.metrics(calibrated[holdout_idx], measured[holdout_idx]),

@@ -7,6 +7,7 @@ latency per device, MACs, params; and the Pareto fronts) and ``pareto.png``. A p
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -128,7 +129,8 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
             entry["holdout_accuracy"] = subnet_accuracy(supernet, Arch.from_dict(entry["arch"]), data.calibration,
                                                         data.validation, data.preprocessing)
         if options.measure:
-            _measure_latency(found, latency, out, options.seed, options.progress)
+            _measure_latency(found, latency, dict(zip(names, map(str, options.luts))), out, options.seed,
+                             options.progress)
         results = {
             "strategy": options.strategy, "space": space.name, "supernet": str(options.supernet),
             "luts": dict(zip(names, map(str, options.luts))), "budgets_ms": budgets, "found": found, "pareto": fronts,
@@ -140,10 +142,14 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
         return results
 
 
-def _measure_latency(found: list[dict[str, Any]], latency: dict[str, LatencyPredictor], out: Path, seed: int,
-                     progress: bool) -> None:
+def _measure_latency(found: list[dict[str, Any]], latency: dict[str, LatencyPredictor], lut_paths: dict[str, str],
+                     out: Path, seed: int, progress: bool) -> None:
     """End-to-end latency of each found arch on the runtime and threads each LUT was profiled with, on this
-    machine (the profiler's protocol, journaled); devices profiled elsewhere are skipped with a note."""
+    machine (the profiler's protocol, journaled); devices profiled elsewhere are skipped with a note.
+
+    The LUT's validation subnets nearest in predicted latency are timed in the same rounds: their ratio to
+    validation time is the machine's drift (``machine_speed_vs_validation``; ``hwnas.latency.drift``)."""
+    from ..latency.drift import speed_factor, validation_anchors
     from ..latency.protocol import Protocol
     from ..latency.targets import get_target, target_names
     from ..latency.validate import measure_subnets
@@ -156,10 +162,36 @@ def _measure_latency(found: list[dict[str, Any]], latency: dict[str, LatencyPred
             print(f"[search] {name}: profiled on {target_name or 'another machine'}; not re-measured here")
             continue
         target = get_target(target_name, int(threads))
-        measured = measure_subnets(predictor.space, target, archs, out / f"measured-{name}.jsonl", Protocol(),
-                                   passes=8, seed=seed, progress=progress)
-        for entry, value in zip(found, measured):
+        # per found arch, the validation subnets nearest to its predicted latency (drift differs with size)
+        anchor_sets = [validation_anchors(predictor.space, lut_paths[name], entry["latency_ms"][name]) for entry in found]
+        anchors = {index: (arch, then) for group in anchor_sets for index, arch, then in group}
+        order = sorted(anchors)
+        timed = archs + [anchors[i][0] for i in order]
+        journal = out / f"measured-{name}.jsonl"
+        _drop_stale_journal(journal, timed)
+        measured = measure_subnets(predictor.space, target, timed, journal, Protocol(), passes=8, seed=seed,
+                                   progress=progress)
+        now = dict(zip(order, measured[len(archs):]))
+        for entry, value, group in zip(found, measured, anchor_sets):
             entry.setdefault("measured_latency_ms", {})[name] = float(value)
+            speed = speed_factor([now[i] for i, _, _ in group], [then for _, _, then in group])
+            if speed is not None:
+                entry.setdefault("machine_speed_vs_validation", {})[name] = speed
+
+
+def _drop_stale_journal(path: Path, archs: list[Arch]) -> None:
+    """A measurement journal an earlier search left in this folder times other archs: it goes, as that search's
+    results.json is overwritten (resuming is only for the same archs; anything else would be refused)."""
+    if not path.exists():
+        return
+    try:
+        with open(path, encoding="utf-8") as handle:
+            header = json.loads(handle.readline())
+    except ValueError:
+        return  # the journal itself names the corruption
+    if header.get("archs") != json.loads(json.dumps([a.to_dict() for a in archs])):
+        print(f"[search] {path} measured the archs of an earlier search here; starting it over", flush=True)
+        path.unlink()
 
 
 def _accuracy_predictor(options: SearchOptions, out: Path, supernet: OFAMobileNetV3, data: EvalData, rank: int,
