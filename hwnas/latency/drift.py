@@ -3,11 +3,12 @@
 A LUT is a snapshot. A shared CPU, a phone's thermal state or a governor change moves every latency at once:
 on this project's 2-core VM the same 100 validation subnets ran a median 13.6% (onnxruntime) and 10.9%
 (LiteRT) faster 34 minutes after they were validated (small ones up to 25%), while a calibration fitted at
-either time held 96–100% of the held-out subnets within 10%. So wherever hwnas measures what it predicted (``hwnas export``, ``hwnas search --measure``), it
-also re-times "anchor" subnets: the validation subnets nearest in latency to what is measured, rebuilt
-exactly as validation built them and timed in the same interleaved rounds. The median ratio anchor-now /
-anchor-then is the machine's drift since validation; it says nothing about the arch itself, and the
-prediction scaled by it is what the LUT would say if it had been validated now.
+either time held 96–100% of the held-out subnets within 10%. So wherever hwnas measures what it predicted
+(``hwnas export``, ``hwnas search --measure``), it also re-times "anchor" subnets: the validation subnets
+nearest in latency to what is measured, rebuilt exactly as validation built them and timed in the same
+interleaved rounds. The median ratio anchor-now / anchor-then is the machine's drift since validation; it says
+nothing about the arch itself, and the prediction scaled by it is what the LUT would say if it had been
+validated now.
 """
 from __future__ import annotations
 
