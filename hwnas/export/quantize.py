@@ -99,7 +99,7 @@ def quantize_tflite(fp32: bytes, calibration_nhwc: np.ndarray, out: str | os.Pat
     ``dynamic`` keeps float activations and quantises them on the fly. Measured on the quick CIFAR-10 supernet
     (benchmarks/RESULTS.md): static agreed with PyTorch's top-1 on 93.8–97.6% of test images (below the 98%
     check) and ran up to 6× slower than fp32 (XNNPACK splits it into ~28 partitions); dynamic agreed on
-    99.0–100% — so CPU targets get ``dynamic`` by default.
+    98.8–100% — so CPU targets get ``dynamic`` by default.
     """
     if mode not in TFLITE_MODES:
         raise ValueError(f"TFLite int8 mode {mode!r}; choose one of {list(TFLITE_MODES)}")
