@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -46,18 +47,19 @@ BEGIN, END = "<!-- results:begin (make bench writes this table from benchmarks/R
 
 
 def headline_rows(sections: list[str]) -> list[str]:
-    """One README row per benchmark section: its title and its goal lines (sentences that start with "Goal")."""
+    """One README row per benchmark section (a script may write several, e.g. one per training schedule):
+    its title and its goal lines (sentences that start with "Goal")."""
     rows = []
-    for section in sections:
-        lines = section.strip().splitlines()
-        if not lines or not lines[0].startswith("## "):
-            continue
-        title = lines[0][3:].strip()
-        goals = [first_sentence(line.strip()) for line in lines[1:]
-                 if line.strip().startswith(("Goal", "fp32 files, measured"))]
-        if goals:
-            text = " ".join(goals).replace("|", "\\|").replace("**", "")
-            rows.append(f"| {title} | {text} |")
+    for text in sections:
+        for section in re.split(r"^(?=## )", text, flags=re.MULTILINE):
+            lines = section.strip().splitlines()
+            if not lines or not lines[0].startswith("## "):
+                continue
+            title = lines[0][3:].strip()
+            goals = [first_sentence(line.strip()) for line in lines[1:] if line.strip().startswith("Goal")]
+            if goals:
+                escaped = " ".join(goals).replace("|", "\\|").replace("**", "")
+                rows.append(f"| {title} | {escaped} |")
     return rows
 
 
