@@ -49,13 +49,14 @@ def random_table(space, resolutions=None, seed: int = 0, calibration: tuple[floa
     return table
 
 
-def write_validation_report(folder, space, n: int = 6, measured_ms=(0.2, 0.4, 0.8, 1.6, 3.2, 6.4)) -> None:
-    """A ``validation.json`` beside a test LUT with the fields the drift check reads (``hwnas.latency.drift``)."""
+def write_validation_report(folder, space, measured_ms=(0.2, 0.4, 0.8, 1.6, 3.2, 6.4), archs=None) -> None:
+    """A ``validation.json`` beside a test LUT with the fields the drift check reads (``hwnas.latency.drift``):
+    ``archs`` (default: seeded random ones) with the latencies ``measured_ms`` at validation time."""
     import json
 
     import numpy as np
 
-    archs = [space.sample(np.random.default_rng(i)) for i in range(n)]
+    archs = archs or [space.sample(np.random.default_rng(i)) for i in range(len(measured_ms))]
     subnets = [{"arch": a.to_dict(), "measured_ms": m, "role": "holdout"} for a, m in zip(archs, measured_ms)]
     (Path(folder) / "validation.json").write_text(json.dumps({"space_hash": space.content_hash, "subnets": subnets}))
 

@@ -1,14 +1,14 @@
 """Drift check: the LUT's own validation subnets, re-timed beside an exported file, measure the machine's speed."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from hwnas.export.verify import anchors_for, measure_files, speed_now
 from hwnas.latency.drift import nearest_subnets
 from hwnas.space import get_space
+
+from conftest import write_validation_report
 
 
 def test_nearest_subnets_are_nearest_in_log_latency():
@@ -26,8 +26,7 @@ def test_anchor_ratio_is_now_over_validation_time(tmp_path):
     space = get_space("tiny-mbv3")
     rng = np.random.default_rng(0)
     archs = [space.arch({**space.sample(rng).to_dict(), "r": 24}) for _ in range(3)]
-    subnets = [{"arch": a.to_dict(), "measured_ms": m} for a, m in zip(archs, (0.05, 100.0, 200.0))]
-    (tmp_path / "validation.json").write_text(json.dumps({"space_hash": space.content_hash, "subnets": subnets}))
+    write_validation_report(tmp_path, space, measured_ms=(0.05, 100.0, 200.0), archs=archs)
     anchors = anchors_for(space, tmp_path / "lut.json", "onnx", "ort-cpu", 1, predicted_ms=0.06, k=1)
     assert [a.key for a in anchors] == ["anchor/onnx/0"] and anchors[0].then_ms == 0.05
     measured = measure_files([a.item for a in anchors], passes=1)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..latency.drift import DEFAULT_ANCHORS, speed_factor, validation_anchors
+from ..latency.drift import DEFAULT_ANCHORS, speed_factor, validation_anchors, validation_subnets
 from ..latency.profiler import DEFAULT_PASSES
 from ..latency.protocol import Protocol, measure
 from ..space import SearchSpace
@@ -128,7 +128,7 @@ def anchors_for(space: SearchSpace, lut_path: str | Path, fmt: str, target_name:
     from ..latency.targets import get_target
     from ..latency.targets.base import static_subnet
 
-    chosen = validation_anchors(space, lut_path, predicted_ms, k)
+    chosen = validation_anchors(space, validation_subnets(space, lut_path), predicted_ms, k) if k > 0 else []
     if not chosen:
         return []
     target = get_target(target_name, threads)

@@ -36,17 +36,21 @@ def nearest_subnets(subnets: list[dict[str, Any]], predicted_ms: float, k: int) 
     return [int(i) for i in np.argsort(distance, kind="stable")[:k]]
 
 
-def validation_anchors(space: SearchSpace, lut_path: str | Path, predicted_ms: float,
-                       k: int = DEFAULT_ANCHORS) -> list[tuple[int, Arch, float]]:
-    """(index in the report, arch, latency measured at validation) of the ``k`` anchors from the validation
-    report beside ``lut_path``; none when there is no report or it belongs to another space."""
+def validation_subnets(space: SearchSpace, lut_path: str | Path) -> list[dict[str, Any]]:
+    """The measured subnets of the validation report beside ``lut_path``; none when there is no report or it
+    belongs to another space (read once per LUT, then handed to ``validation_anchors`` for every arch)."""
     report_path = Path(lut_path).parent / VALIDATION_JSON
-    if k < 1 or not report_path.is_file():
+    if not report_path.is_file():
         return []
     report = read_json(report_path)
     if report.get("space_hash") != space.content_hash:
         return []
-    subnets = report.get("subnets") or []
+    return report.get("subnets") or []
+
+
+def validation_anchors(space: SearchSpace, subnets: list[dict[str, Any]], predicted_ms: float,
+                       k: int = DEFAULT_ANCHORS) -> list[tuple[int, Arch, float]]:
+    """(index in the report, arch, latency measured at validation) of the ``k`` anchors among ``subnets``."""
     return [(i, space.validate(Arch.from_dict(subnets[i]["arch"])), float(subnets[i]["measured_ms"]))
             for i in nearest_subnets(subnets, predicted_ms, k)]
 

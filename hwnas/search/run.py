@@ -149,7 +149,7 @@ def _measure_latency(found: list[dict[str, Any]], latency: dict[str, LatencyPred
 
     The LUT's validation subnets nearest in predicted latency are timed in the same rounds: their ratio to
     validation time is the machine's drift (``machine_speed_vs_validation``; ``hwnas.latency.drift``)."""
-    from ..latency.drift import speed_factor, validation_anchors
+    from ..latency.drift import speed_factor, validation_anchors, validation_subnets
     from ..latency.protocol import Protocol
     from ..latency.targets import get_target, target_names
     from ..latency.validate import measure_subnets
@@ -163,7 +163,8 @@ def _measure_latency(found: list[dict[str, Any]], latency: dict[str, LatencyPred
             continue
         target = get_target(target_name, int(threads))
         # per found arch, the validation subnets nearest to its predicted latency (drift differs with size)
-        anchor_sets = [validation_anchors(predictor.space, lut_paths[name], entry["latency_ms"][name]) for entry in found]
+        subnets = validation_subnets(predictor.space, lut_paths[name])
+        anchor_sets = [validation_anchors(predictor.space, subnets, entry["latency_ms"][name]) for entry in found]
         anchors = {index: (arch, then) for group in anchor_sets for index, arch, then in group}
         order = sorted(anchors)
         timed = archs + [anchors[i][0] for i in order]
