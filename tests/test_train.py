@@ -48,6 +48,21 @@ def test_schedule_phases_follow_progressive_shrinking(space, name):
         Phase("empty", 0, 0.1, ks=(3,), expand=(6,), depth=(4,))
 
 
+def test_with_smallest_puts_the_phase_minimum_first_every_step(space):
+    phase = Phase("last", 1, 0.05, ks=space.ks, expand=space.expand, depth=space.depth, subnets_per_step=3,
+                  with_smallest=True)
+    rng = np.random.default_rng(1)
+    steps = [phase.step_archs(space, rng, 32) for _ in range(20)]
+    smallest = space.min_arch(32)
+    assert all(len(archs) == 3 and archs[0] == smallest for archs in steps)
+    assert any(arch != smallest for archs in steps for arch in archs[1:])  # the others stay uniform draws
+    plain = Phase("plain", 1, 0.05, ks=space.ks, expand=space.expand, depth=space.depth, subnets_per_step=2)
+    assert all(smallest not in plain.step_archs(space, rng, 32) for _ in range(20))
+    assert [p.with_smallest for p in make_schedule(space, "standard")] == [False] * 5 + [True]
+    with pytest.raises(ValueError, match="subnets_per_step >= 2 \\(got 1\\)"):
+        Phase("lone", 1, 0.05, ks=(3,), expand=(6,), depth=(4,), with_smallest=True)
+
+
 def test_fractional_epochs_become_whole_steps():
     phase = Phase("p", 0.25, 0.1, ks=(3,), expand=(6,), depth=(4,))
     assert phase.steps(390) == 98 and phase.steps(2) == 1

@@ -254,7 +254,7 @@ class Trainer:
         images, labels = (t.to(self.device, non_blocking=True) for t in batch[:2])
         r = int(self.space.resolutions[int(self.rng.integers(0, len(self.space.resolutions)))])
         images = resize(images, r).contiguous(memory_format=self.memory_format)
-        archs = [phase.sample(self.space, self.rng, r) for _ in range(phase.subnets_per_step)]
+        archs = phase.step_archs(self.space, self.rng, r)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
