@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from run_all import measured_on  # benchmarks/ is on sys.path: the scripts run as `python benchmarks/NAME.py`
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = Path(__file__).resolve().parent / "sections"
@@ -82,7 +83,7 @@ def main() -> int:
     lines = [
         "## Deploy (`benchmarks/export.py`)\n",
         f"Supernet `{Path(args.supernet).name}` from `{Path(args.supernet).parent.name}` (`tiny-mbv3`, CIFAR-10); "
-        f"load average {load:.2f} at start. Accuracy on the 10,000 CIFAR-10 test images; latency batch 1, "
+        f"load average {load:.2f} at start; {measured_on()} Accuracy on the 10,000 CIFAR-10 test images; latency batch 1, "
         "1 thread (as the LUTs were profiled), lowest of 8 interleaved protocol runs per file "
         "(the profiler's statistic). int8 rows have no LUT prediction "
         "(the LUTs price fp32 ops); `int8-dynamic` TFLite (the default) keeps float activations, `(static)` rows "

@@ -32,6 +32,11 @@ def saved_sections(script: Path) -> str:
     return "\n".join(f.read_text(encoding="utf-8").strip() + "\n" for f in files)
 
 
+def measured_on() -> str:
+    """"Measured on DATE: CPU, N cores." for heavy sections, which make bench reuses on other machines and days."""
+    return f"Measured on {dt.date.today().isoformat()}: {cpu_model()}, {os.cpu_count()} cores."
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -107,7 +112,8 @@ def main() -> int:
         "# Benchmark results\n\n"
         f"Written by `make bench` on {dt.date.today().isoformat()}: {cpu_model()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, torch {torch.__version__}. Every ratio compares two methods run "
-        "side by side in the same process; absolute numbers move with machine load (noted per section).\n"
+        "side by side in the same process; absolute numbers move with machine load (noted per section). Heavy "
+        "sections are reused from their last run and name the day and machine they were measured on.\n"
     )
     text = header + "\n" + "\n".join(sections)
     with tempfile.NamedTemporaryFile("w", dir=HERE, delete=False, suffix=".tmp") as handle:

@@ -19,6 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+from run_all import measured_on  # benchmarks/ is on sys.path: the scripts run as `python benchmarks/NAME.py`
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = Path(__file__).resolve().parent / "sections"
 HEAVY = True  # make bench reuses sections/search_supernet.md unless HWNAS_BENCH_HEAVY=1
@@ -51,7 +53,7 @@ def main() -> int:
     lines = [
         "## Search with a trained supernet (`benchmarks/search_supernet.py`)\n",
         f"Supernet `{Path(args.supernet).relative_to(ROOT) if ROOT in Path(args.supernet).parents else args.supernet}` "
-        f"(`tiny-mbv3`, CIFAR-10), LUT `{device}` (onnxruntime, 1 thread, calibrated). Accuracy predictor: "
+        f"(`tiny-mbv3`, CIFAR-10); {measured_on()} LUT `{device}` (onnxruntime, 1 thread, calibrated). Accuracy predictor: "
         f"{report['n_train']} + {report['n_val']} subnets measured on the holdout in "
         f"{report.get('dataset_seconds', float('nan')) / 60:.1f} min; held-out Spearman {report['val']['spearman']:.3f}, "
         f"Kendall {report['val']['kendall']:.3f}, RMSE {report['val']['rmse_pts']:.2f} points. Load average "

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from run_all import measured_on  # benchmarks/ is on sys.path: the scripts run as `python benchmarks/NAME.py`
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "cifar10"
 SECTIONS = Path(__file__).resolve().parent / "sections"
@@ -79,7 +81,16 @@ def standalone_rows(results: dict, out: Path) -> list[dict]:
     return rows
 
 
-def section(schedule: str, nproc: int, results: dict, wall: float, load: list[float], rows: list[dict]) -> str:
+def phases_line(phases: list[dict]) -> str:
+    """The schedule the run trained with, from its config.json: schedules change, measured runs do not."""
+    def one(p: dict) -> str:
+        subnets = f"{p['subnets_per_step']} subnets" + (" (smallest + uniform)" if p.get("with_smallest") else "")
+        return f"{p['name']} {p['epochs']:g} ep · LR {p['lr']:g} · {subnets}"
+    return f"Phases ({sum(p['epochs'] for p in phases):g} epochs): " + "; ".join(one(p) for p in phases) + ".\n"
+
+
+def section(schedule: str, nproc: int, results: dict, wall: float, load: list[float], rows: list[dict],
+            phases: list[dict]) -> str:
     goal = GOALS[schedule]
     accuracy = {s["name"]: s["test_acc"] for s in results["subnets"]}
     met = (wall <= goal["wall_s"] and accuracy["largest"] >= goal["largest"] and accuracy["smallest"] >= goal["smallest"])
@@ -92,7 +103,8 @@ def section(schedule: str, nproc: int, results: dict, wall: float, load: list[fl
         f"{results['dataset']['test']:,} test images, {results['steps']:,} steps of batch 128. "
         f"Wall clock of the whole command: **{wall / 60:.1f} min** (training steps {results['train_step_s'] / 60:.1f} min); "
         + (f"load average {load[0]:.2f} at start, {load[1]:.2f} at end. " if load[0] == load[0] else "")
-        + f"Reported on {time.strftime('%Y-%m-%d')} (machine: see the header).\n",
+        + f"{measured_on()}\n",
+        phases_line(phases),
         "| subnet | resolution | MACs | test accuracy (supernet, BN recalibrated) |",
         "|---|---:|---:|---:|",
     ]
@@ -138,10 +150,13 @@ def main() -> int:
         if (out / "checkpoint").exists():
             raise SystemExit(f"{out} holds an earlier run; remove it or pass --out")
         results, wall, load = run_training(args.schedule, args.nproc, out)
+    from hwnas.atomic import write_text_atomic
+
     rows = [] if args.no_standalone else standalone_rows(results, out)
-    text = section(args.schedule, args.nproc, results, wall, load, rows)
+    phases = json.loads((out / "config.json").read_text())["schedule"]
+    text = section(args.schedule, args.nproc, results, wall, load, rows, phases)
     SECTIONS.mkdir(exist_ok=True)
-    (SECTIONS / f"train_cifar-{args.schedule}.md").write_text(text + "\n", encoding="utf-8")
+    write_text_atomic(SECTIONS / f"train_cifar-{args.schedule}.md", text + "\n")
     print(text)
     return 0
 
