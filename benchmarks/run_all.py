@@ -4,7 +4,11 @@ Each script prints its own markdown section with ratios against a baseline it ra
 runner only adds the machine header, so the file never holds a number nobody measured.
 Heavy scripts (a line ``HEAVY = True``: supernet training, ~1 h) run only with ``HWNAS_BENCH_HEAVY=1``;
 otherwise the sections they wrote when last run (``benchmarks/sections/<script>*.md``, each stating
-its date, machine load and command) are included as they are.
+its date, machine, load and command) are included as they are.
+
+``--reuse`` runs nothing: it rebuilds RESULTS.md and the README table from the saved heavy sections and the
+light sections already in RESULTS.md (keeping its header, which names where those were measured) — for
+when a heavy section has just been re-measured and the machine is not the one the light ones ran on.
 """
 from __future__ import annotations
 
@@ -30,6 +34,35 @@ def saved_sections(script: Path) -> str:
     if not files:
         return f"## {script.name}\n\nNot run yet: `python benchmarks/{script.name}` (heavy; see its docstring).\n"
     return "\n".join(f.read_text(encoding="utf-8").strip() + "\n" for f in files)
+
+
+def light_sections_in(results: str) -> dict[str, str]:
+    """The sections of an existing RESULTS.md by the script named in their title (``benchmarks/NAME.py``)."""
+    found: dict[str, str] = {}
+    for section in re.split(r"^(?=## )", results, flags=re.MULTILINE):
+        match = re.match(r"## .*?`benchmarks/([\w-]+\.py)", section)
+        if match:
+            found.setdefault(match.group(1), "")
+            found[match.group(1)] += section.strip() + "\n\n"
+    return {name: text.strip() + "\n" for name, text in found.items()}
+
+
+def reuse(scripts: list[Path]) -> int:
+    """Rebuild RESULTS.md (its header kept) and the README table without running any benchmark."""
+    results = (HERE / "RESULTS.md").read_text(encoding="utf-8")
+    header = results.split("\n## ", 1)[0].rstrip() + "\n"
+    light = light_sections_in(results)
+    sections = [saved_sections(s) if is_heavy(s) else light.get(s.name, f"## {s.name}\n\nNot run yet: `make bench`.\n")
+                for s in scripts]
+    write_results(header, sections)
+    return 0
+
+
+def write_results(header: str, sections: list[str]) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=HERE, delete=False, suffix=".tmp", encoding="utf-8") as handle:
+        handle.write(header + "\n" + "\n".join(sections))
+    os.replace(handle.name, HERE / "RESULTS.md")
+    update_readme(sections)
 
 
 def measured_on() -> str:
@@ -91,6 +124,8 @@ def update_readme(sections: list[str]) -> None:
 
 def main() -> int:
     scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
+    if "--reuse" in sys.argv[1:]:
+        return reuse(scripts)
     sections = []
     failed = []
     heavy = os.environ.get("HWNAS_BENCH_HEAVY") == "1"
@@ -115,11 +150,7 @@ def main() -> int:
         "side by side in the same process; absolute numbers move with machine load (noted per section). Heavy "
         "sections are reused from their last run and name the day and machine they were measured on.\n"
     )
-    text = header + "\n" + "\n".join(sections)
-    with tempfile.NamedTemporaryFile("w", dir=HERE, delete=False, suffix=".tmp") as handle:
-        handle.write(text)
-    os.replace(handle.name, HERE / "RESULTS.md")
-    update_readme(sections)
+    write_results(header, sections)
     print(f"wrote {HERE / 'RESULTS.md'} and the README's results table" + (f"; FAILED: {failed}" if failed else ""))
     return 1 if failed else 0
 

@@ -111,7 +111,8 @@ def section(schedule: str, nproc: int, results: dict, wall: float, load: list[fl
     for s in results["subnets"]:
         lines.append(f"| {s['name']} | {s['arch']['r']} | {s['macs'] / 1e6:.1f} M | {s['test_acc']:.2%} |")
     lines.append(f"\nGoal (≤ {goal['wall_s'] / 60:.0f} min, largest ≥ {goal['largest']:.0%}, smallest ≥ "
-                 f"{goal['smallest']:.0%}): {'met' if met else 'NOT met'}.\n")
+                 f"{goal['smallest']:.0%}): {'met' if met else 'NOT met'} ({wall / 60:.1f} min, largest "
+                 f"{accuracy['largest']:.2%}, smallest {accuracy['smallest']:.2%}).\n")
     if rows:
         lines += [
             "Progressive-shrinking claim: the same architecture trained alone from scratch for the same number of "
