@@ -97,10 +97,11 @@ def _top(values: Sequence, n: int) -> tuple:
 # random-crop padding (pixels; 0 = flips only: a few epochs underfit, and cropping only slows them down).
 # LRs are for batch 128 (SGD Nesterov); `hwnas train` scales them linearly with the global batch.
 # quick: 4.5 epochs in all: the demo takes minutes on a laptop CPU, full CIFAR-10 ~23 min on 2 cores.
-# standard: 36 epochs, ~2 h on 2 cores; OFA's shape (long teacher, short first stages of depth and
-# expand) with the longest elastic phase last, where the smallest subnets are trained at all; that phase
-# also trains the smallest subnet every step (3 subnets: smallest + 2 uniform), because the 33-epoch
-# OFA-only version left the smallest at 73.8% (2026-12-01, benchmarks/RESULTS.md history).
+# standard: 36 epochs, ~2 h on 2 Intel cores (extrapolated, not yet run; ~4x that on AVX2-only CPUs).
+# OFA's shape (long teacher, short first stages of depth and expand) with the longest elastic phase last,
+# where the smallest subnets are trained at all; that phase also trains the smallest subnet every step
+# (smallest + 2 uniform): the 33-epoch OFA-only version left the smallest at 73.8% (2026-12-01), and the
+# A/B in benchmarks/smallest_every_step.py gave the smallest +4.1 points at -0.3/-0.1 for middle/largest.
 _SETTINGS = {
     "quick": {"epochs": (2.4, 0.4, 0.15, 0.45, 0.2, 0.9), "lrs": (0.2, 0.06, 0.04, 0.06, 0.04, 0.06),
               "subnets": (1, 1, 2, 2, 2, 2), "warmup": 0.25, "crop_padding": 0, "last_with_smallest": False},
