@@ -38,13 +38,12 @@ def saved_sections(script: Path) -> str:
 
 def light_sections_in(results: str) -> dict[str, str]:
     """The sections of an existing RESULTS.md by the script named in their title (``benchmarks/NAME.py``)."""
-    found: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     for section in re.split(r"^(?=## )", results, flags=re.MULTILINE):
         match = re.match(r"## .*?`benchmarks/([\w-]+\.py)", section)
         if match:
-            found.setdefault(match.group(1), "")
-            found[match.group(1)] += section.strip() + "\n\n"
-    return {name: text.strip() + "\n" for name, text in found.items()}
+            found.setdefault(match.group(1), []).append(section.strip())
+    return {name: "\n\n".join(parts) + "\n" for name, parts in found.items()}
 
 
 def reuse(scripts: list[Path]) -> int:

@@ -35,7 +35,7 @@ GOALS = {"quick": {"wall_s": 1800, "largest": 0.70, "smallest": 0.60},
          "standard": {"wall_s": 3 * 3600, "largest": 0.85, "smallest": 0.78}}
 
 
-def run_training(schedule: str, nproc: int, out: Path) -> tuple[dict, float, list[float]]:
+def run_training(schedule: str, nproc: int, out: Path) -> tuple[dict, float, list[float], str]:
     command = ["-m", "hwnas", "train", "--data-dir", str(DATA), "--schedule", schedule, "--out", str(out)]
     if nproc > 1:
         command = ["-m", "torch.distributed.run", "--nproc-per-node", str(nproc), *command]
@@ -47,8 +47,9 @@ def run_training(schedule: str, nproc: int, out: Path) -> tuple[dict, float, lis
     subprocess.run([sys.executable, *command], check=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - start
     load.append(os.getloadavg()[0])
-    (out / "bench.json").write_text(json.dumps({"wall_s": wall, "load": load, "nproc": nproc}))
-    return json.loads((out / "results.json").read_text()), wall, load
+    measured = measured_on()  # kept with the run: --from-run may report it on another day or machine
+    (out / "bench.json").write_text(json.dumps({"wall_s": wall, "load": load, "nproc": nproc, "measured_on": measured}))
+    return json.loads((out / "results.json").read_text()), wall, load, measured
 
 
 def standalone_rows(results: dict, out: Path) -> list[dict]:
@@ -90,7 +91,7 @@ def phases_line(phases: list[dict]) -> str:
 
 
 def section(schedule: str, nproc: int, results: dict, wall: float, load: list[float], rows: list[dict],
-            phases: list[dict]) -> str:
+            phases: list[dict], measured: str) -> str:
     goal = GOALS[schedule]
     accuracy = {s["name"]: s["test_acc"] for s in results["subnets"]}
     met = (wall <= goal["wall_s"] and accuracy["largest"] >= goal["largest"] and accuracy["smallest"] >= goal["smallest"])
@@ -103,7 +104,7 @@ def section(schedule: str, nproc: int, results: dict, wall: float, load: list[fl
         f"{results['dataset']['test']:,} test images, {results['steps']:,} steps of batch 128. "
         f"Wall clock of the whole command: **{wall / 60:.1f} min** (training steps {results['train_step_s'] / 60:.1f} min); "
         + (f"load average {load[0]:.2f} at start, {load[1]:.2f} at end. " if load[0] == load[0] else "")
-        + f"{measured_on()}\n",
+        + f"{measured}\n",
         phases_line(phases),
         "| subnet | resolution | MACs | test accuracy (supernet, BN recalibrated) |",
         "|---|---:|---:|---:|",
@@ -145,17 +146,19 @@ def main() -> int:
         config = json.loads((out / "config.json").read_text())
         bench = json.loads((out / "bench.json").read_text()) if (out / "bench.json").exists() else {}
         wall, load = bench.get("wall_s", results["wall_s"]), bench.get("load", [float("nan")] * 2)
+        measured = bench.get("measured_on", f"Reported on {time.strftime('%Y-%m-%d')} from {out}, which did not "
+                                            "record the day or machine it was measured on.")
         args.schedule, args.nproc = results["schedule"], config["world_size"]
     else:
         out = Path(args.out or ROOT / "runs" / "bench" / f"train-{args.schedule}")
         if (out / "checkpoint").exists():
             raise SystemExit(f"{out} holds an earlier run; remove it or pass --out")
-        results, wall, load = run_training(args.schedule, args.nproc, out)
+        results, wall, load, measured = run_training(args.schedule, args.nproc, out)
     from hwnas.atomic import write_text_atomic
 
     rows = [] if args.no_standalone else standalone_rows(results, out)
     phases = json.loads((out / "config.json").read_text())["schedule"]
-    text = section(args.schedule, args.nproc, results, wall, load, rows, phases)
+    text = section(args.schedule, args.nproc, results, wall, load, rows, phases, measured)
     SECTIONS.mkdir(exist_ok=True)
     write_text_atomic(SECTIONS / f"train_cifar-{args.schedule}.md", text + "\n")
     print(text)
