@@ -90,8 +90,18 @@ def phases_line(phases: list[dict]) -> str:
     return f"Phases ({sum(p['epochs'] for p in phases):g} epochs): " + "; ".join(one(p) for p in phases) + ".\n"
 
 
+def phase_holdout_line(phase_eval: list[dict]) -> str:
+    """Holdout accuracy of the reference subnets after each phase: where a run gained or lost its points."""
+    if not phase_eval:
+        return ""
+    def one(row: dict) -> str:
+        scores = " / ".join(f"{name} {acc:.1%}" for name, acc in sorted(row["holdout_acc"].items()))
+        return f"{row['phase']}: {scores}"
+    return "Holdout accuracy after each phase (BN recalibrated): " + "; ".join(one(r) for r in phase_eval) + ".\n"
+
+
 def section(schedule: str, nproc: int, results: dict, wall: float, load: list[float], rows: list[dict],
-            phases: list[dict], measured: str) -> str:
+            phases: list[dict], measured: str, phase_eval: list[dict] | None = None) -> str:
     goal = GOALS[schedule]
     accuracy = {s["name"]: s["test_acc"] for s in results["subnets"]}
     met = (wall <= goal["wall_s"] and accuracy["largest"] >= goal["largest"] and accuracy["smallest"] >= goal["smallest"])
@@ -105,7 +115,7 @@ def section(schedule: str, nproc: int, results: dict, wall: float, load: list[fl
         f"Wall clock of the whole command: **{wall / 60:.1f} min** (training steps {results['train_step_s'] / 60:.1f} min); "
         + (f"load average {load[0]:.2f} at start, {load[1]:.2f} at end. " if load[0] == load[0] else "")
         + f"{measured}\n",
-        phases_line(phases),
+        phases_line(phases) + phase_holdout_line(phase_eval or []),
         "| subnet | resolution | MACs | test accuracy (supernet, BN recalibrated) |",
         "|---|---:|---:|---:|",
     ]
@@ -158,7 +168,9 @@ def main() -> int:
 
     rows = [] if args.no_standalone else standalone_rows(results, out)
     phases = json.loads((out / "config.json").read_text())["schedule"]
-    text = section(args.schedule, args.nproc, results, wall, load, rows, phases, measured)
+    phase_eval_path = out / "phase_eval.json"
+    phase_eval = json.loads(phase_eval_path.read_text()) if phase_eval_path.exists() else []
+    text = section(args.schedule, args.nproc, results, wall, load, rows, phases, measured, phase_eval)
     SECTIONS.mkdir(exist_ok=True)
     write_text_atomic(SECTIONS / f"train_cifar-{args.schedule}.md", text + "\n")
     print(text)
