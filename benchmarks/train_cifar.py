@@ -85,7 +85,8 @@ def standalone_rows(results: dict, out: Path) -> list[dict]:
 def phases_line(phases: list[dict]) -> str:
     """The schedule the run trained with, from its config.json: schedules change, measured runs do not."""
     def one(p: dict) -> str:
-        subnets = f"{p['subnets_per_step']} subnets" + (" (smallest + uniform)" if p.get("with_smallest") else "")
+        count = p["subnets_per_step"]
+        subnets = f"{count} subnet" + ("s" if count > 1 else "") + (" (smallest + uniform)" if p.get("with_smallest") else "")
         return f"{p['name']} {p['epochs']:g} ep · LR {p['lr']:g} · {subnets}"
     return f"Phases ({sum(p['epochs'] for p in phases):g} epochs): " + "; ".join(one(p) for p in phases) + ".\n"
 

@@ -97,7 +97,7 @@ def _top(values: Sequence, n: int) -> tuple:
 # random-crop padding (pixels; 0 = flips only: a few epochs underfit, and cropping only slows them down).
 # LRs are for batch 128 (SGD Nesterov); `hwnas train` scales them linearly with the global batch.
 # quick: 4.5 epochs in all: the demo takes minutes on a laptop CPU, full CIFAR-10 ~23 min on 2 cores.
-# standard: 36 epochs, ~2 h on 2 Intel cores (extrapolated, not yet run; ~4x that on AVX2-only CPUs).
+# standard: 36 epochs, 147.5 min measured on 2 AVX-512 AMD EPYC cores (~4x that on AVX2-only CPUs).
 # OFA's shape (long teacher, short first stages of depth and expand) with the longest elastic phase last,
 # where the smallest subnets are trained at all; that phase also trains the smallest subnet every step
 # (smallest + 2 uniform): the 33-epoch OFA-only version left the smallest at 73.8% (2026-12-01), and the
