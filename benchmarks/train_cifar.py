@@ -102,7 +102,7 @@ def phase_holdout_line(phase_eval: list[dict]) -> str:
 
 
 def section(schedule: str, nproc: int, results: dict, wall: float, load: list[float], rows: list[dict],
-            phases: list[dict], measured: str, phase_eval: list[dict] | None = None) -> str:
+            phases: list[dict], measured: str, phase_eval: list[dict]) -> str:
     goal = GOALS[schedule]
     accuracy = {s["name"]: s["test_acc"] for s in results["subnets"]}
     met = (wall <= goal["wall_s"] and accuracy["largest"] >= goal["largest"] and accuracy["smallest"] >= goal["smallest"])
@@ -116,7 +116,7 @@ def section(schedule: str, nproc: int, results: dict, wall: float, load: list[fl
         f"Wall clock of the whole command: **{wall / 60:.1f} min** (training steps {results['train_step_s'] / 60:.1f} min); "
         + (f"load average {load[0]:.2f} at start, {load[1]:.2f} at end. " if load[0] == load[0] else "")
         + f"{measured}\n",
-        phases_line(phases) + phase_holdout_line(phase_eval or []),
+        phases_line(phases) + phase_holdout_line(phase_eval),
         "| subnet | resolution | MACs | test accuracy (supernet, BN recalibrated) |",
         "|---|---:|---:|---:|",
     ]
