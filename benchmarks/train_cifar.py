@@ -86,7 +86,8 @@ def phases_line(phases: list[dict]) -> str:
     """The schedule the run trained with, from its config.json: schedules change, measured runs do not."""
     def one(p: dict) -> str:
         count = p["subnets_per_step"]
-        subnets = f"{count} subnet" + ("s" if count > 1 else "") + (" (smallest + uniform)" if p.get("with_smallest") else "")
+        bounds = [name for name in ("largest", "smallest") if p.get(f"with_{name}")]
+        subnets = f"{count} subnet" + ("s" if count > 1 else "") + (f" ({' + '.join(bounds)} + uniform)" if bounds else "")
         return f"{p['name']} {p['epochs']:g} ep · LR {p['lr']:g} · {subnets}"
     return f"Phases ({sum(p['epochs'] for p in phases):g} epochs): " + "; ".join(one(p) for p in phases) + ".\n"
 

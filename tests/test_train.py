@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -48,19 +49,26 @@ def test_schedule_phases_follow_progressive_shrinking(space, name):
         Phase("empty", 0, 0.1, ks=(3,), expand=(6,), depth=(4,))
 
 
-def test_with_smallest_puts_the_phase_minimum_first_every_step(space):
-    phase = Phase("last", 1, 0.05, ks=space.ks, expand=space.expand, depth=space.depth, subnets_per_step=3,
-                  with_smallest=True)
+def test_sandwich_bounds_come_first_every_step(space):
+    sandwich = Phase("last", 1, 0.05, ks=space.ks, expand=space.expand, depth=space.depth, subnets_per_step=3,
+                     with_largest=True, with_smallest=True)
+    lower = replace(sandwich, with_largest=False)
     rng = np.random.default_rng(1)
-    steps = [phase.step_archs(space, rng, 32) for _ in range(20)]
-    smallest = space.min_arch(32)
+    smallest, largest = space.min_arch(32), space.max_arch(32)
+    steps = [sandwich.step_archs(space, rng, 32) for _ in range(20)]
+    assert all(len(archs) == 3 and archs[:2] == [largest, smallest] for archs in steps)
+    assert len({arch for archs in steps for arch in archs[2:]}) > 1  # the rest stay uniform draws
+    steps = [lower.step_archs(space, rng, 32) for _ in range(20)]
     assert all(len(archs) == 3 and archs[0] == smallest for archs in steps)
-    assert any(arch != smallest for archs in steps for arch in archs[1:])  # the others stay uniform draws
+    assert any(arch != smallest for archs in steps for arch in archs[1:])
     plain = Phase("plain", 1, 0.05, ks=space.ks, expand=space.expand, depth=space.depth, subnets_per_step=2)
     assert all(smallest not in plain.step_archs(space, rng, 32) for _ in range(20))
-    assert [p.with_smallest for p in make_schedule(space, "standard")] == [False] * 5 + [True]
+    standard = make_schedule(space, "standard")
+    assert [(p.with_largest, p.with_smallest) for p in standard] == [(False, False)] * 5 + [(True, True)]
     with pytest.raises(ValueError, match="subnets_per_step >= 2 \\(got 1\\)"):
         Phase("lone", 1, 0.05, ks=(3,), expand=(6,), depth=(4,), with_smallest=True)
+    with pytest.raises(ValueError, match="subnets_per_step >= 3 \\(got 2\\)"):
+        replace(sandwich, subnets_per_step=2)
 
 
 def test_fractional_epochs_become_whole_steps():

@@ -25,10 +25,10 @@ class Phase:
     """One stage of progressive shrinking: the choices it samples from and its optimisation settings.
 
     ``epochs`` may be fractional (a phase of 0.5 epochs runs half an epoch's batches); the LR follows a
-    cosine from ``lr`` to 0 over the phase after ``warmup_epochs`` of linear warm-up. ``with_smallest``
-    makes the first of the step's subnets the phase's smallest (BigNAS's "sandwich" lower bound): uniform
-    sampling almost never draws the all-minimum subnet, so without it the smallest is trained only through
-    the weights it shares.
+    cosine from ``lr`` to 0 over the phase after ``warmup_epochs`` of linear warm-up. ``with_largest`` and
+    ``with_smallest`` put the phase's largest and smallest subnets first among the step's subnets (BigNAS's
+    "sandwich" bounds): uniform sampling almost never draws either extreme, so without them both are trained
+    only through the weights they share, and the largest drifts away from the teacher it was.
     """
 
     name: str
@@ -42,6 +42,7 @@ class Phase:
     reorganize_before: bool = False
     warmup_epochs: float = 0.0
     with_smallest: bool = False
+    with_largest: bool = False
 
     def __post_init__(self) -> None:
         if not self.epochs > 0 or self.subnets_per_step < 1:
@@ -52,9 +53,10 @@ class Phase:
                              f"warmup_epochs={self.warmup_epochs} in [0, epochs={self.epochs})")
         if not (self.ks and self.expand and self.depth):
             raise ValueError(f"phase {self.name!r}: ks, expand and depth each need at least one choice")
-        if self.with_smallest and self.subnets_per_step < 2:
-            raise ValueError(f"phase {self.name!r}: with_smallest needs subnets_per_step >= 2 (got "
-                             f"{self.subnets_per_step}): the smallest alone would replace the random subnets")
+        fixed = int(self.with_largest) + int(self.with_smallest)
+        if fixed and self.subnets_per_step < fixed + 1:
+            raise ValueError(f"phase {self.name!r}: with_largest/with_smallest need subnets_per_step >= {fixed + 1} "
+                             f"(got {self.subnets_per_step}): the fixed subnets alone would replace the random ones")
 
     def check(self, space: SearchSpace) -> Phase:
         """Return the phase if its choices are all the space's, else ValueError naming the field."""
@@ -76,9 +78,16 @@ class Phase:
         return Arch(ks=[min(self.ks)] * space.num_blocks, e=[min(self.expand)] * space.num_blocks,
                     d=[min(self.depth)] * space.num_stages, r=r)
 
+    def largest(self, space: SearchSpace, r: int) -> Arch:
+        """The phase's largest subnet at resolution ``r``: its maximum kernel, expand and depth everywhere."""
+        return Arch(ks=[max(self.ks)] * space.num_blocks, e=[max(self.expand)] * space.num_blocks,
+                    d=[max(self.depth)] * space.num_stages, r=r)
+
     def step_archs(self, space: SearchSpace, rng: np.random.Generator, r: int) -> list[Arch]:
-        """The ``subnets_per_step`` subnets of one step: the smallest first if ``with_smallest``, the rest uniform."""
-        first = [self.smallest(space, r)] if self.with_smallest else []
+        """The ``subnets_per_step`` subnets of one step: the largest and smallest first where the phase says so,
+        the rest uniform draws."""
+        first = ([self.largest(space, r)] if self.with_largest else []) + \
+                ([self.smallest(space, r)] if self.with_smallest else [])
         return first + [self.sample(space, rng, r) for _ in range(self.subnets_per_step - len(first))]
 
     def steps(self, steps_per_epoch: int) -> int:
@@ -97,16 +106,18 @@ def _top(values: Sequence, n: int) -> tuple:
 # random-crop padding (pixels; 0 = flips only: a few epochs underfit, and cropping only slows them down).
 # LRs are for batch 128 (SGD Nesterov); `hwnas train` scales them linearly with the global batch.
 # quick: 4.5 epochs in all: the demo takes minutes on a laptop CPU, full CIFAR-10 ~23 min on 2 cores.
-# standard: 36 epochs, 147.5 min measured on 2 AVX-512 AMD EPYC cores (~4x that on AVX2-only CPUs).
-# OFA's shape (long teacher, short first stages of depth and expand) with the longest elastic phase last,
-# where the smallest subnets are trained at all; that phase also trains the smallest subnet every step
-# (smallest + 2 uniform): the 33-epoch OFA-only version left the smallest at 73.8% (2026-12-01), and the
-# A/B in benchmarks/smallest_every_step.py gave the smallest +4.1 points at -0.3/-0.1 for middle/largest.
+# standard: OFA's shape (long teacher, short first stages of depth and expand) with the longest elastic phase
+# last, where the smallest subnets are trained at all. That phase runs BigNAS's sandwich (largest + smallest +
+# 1 uniform): the 33-epoch OFA-only version left the smallest at 73.8% (2026-12-01); the A/B in
+# benchmarks/smallest_every_step.py gave the smallest +4.1 points from training it every step, and the
+# 36-epoch smallest + 2 uniform run (147.5 min, 2026-12-02) still let the largest erode from the teacher's
+# 86.2% to 83.6% holdout, so the largest is trained every step too (2 teacher epochs pay for its cost).
 _SETTINGS = {
     "quick": {"epochs": (2.4, 0.4, 0.15, 0.45, 0.2, 0.9), "lrs": (0.2, 0.06, 0.04, 0.06, 0.04, 0.06),
-              "subnets": (1, 1, 2, 2, 2, 2), "warmup": 0.25, "crop_padding": 0, "last_with_smallest": False},
-    "standard": {"epochs": (18, 3, 1, 3, 1, 10), "lrs": (0.2, 0.06, 0.03, 0.05, 0.03, 0.05),
-                 "subnets": (1, 1, 2, 2, 2, 3), "warmup": 1.0, "crop_padding": 4, "last_with_smallest": True},
+              "subnets": (1, 1, 2, 2, 2, 2), "warmup": 0.25, "crop_padding": 0, "last_bounds": ()},
+    "standard": {"epochs": (16, 3, 1, 3, 1, 10), "lrs": (0.2, 0.06, 0.03, 0.05, 0.03, 0.05),
+                 "subnets": (1, 1, 2, 2, 2, 3), "warmup": 1.0, "crop_padding": 4,
+                 "last_bounds": ("largest", "smallest")},
 }
 
 
@@ -121,8 +132,8 @@ def make_schedule(space: SearchSpace, name: str = "quick") -> list[Phase]:
     """OFA's phases for ``space``: teacher → kernel → depth (2 stages) → expand (2 stages).
 
     Every phase after the teacher distils from it (``kd_ratio`` 1, as OFA); channels are reorganised
-    before the first expand phase; where the schedule says so, the last phase trains the smallest subnet
-    every step.
+    before the first expand phase; where the schedule says so, the last phase trains the largest and/or
+    smallest subnet every step.
     """
     if name not in _SETTINGS:
         raise ValueError(f"unknown schedule {name!r}; choose one of {list(SCHEDULES)}")
@@ -140,7 +151,8 @@ def make_schedule(space: SearchSpace, name: str = "quick") -> list[Phase]:
     return [
         Phase(name=n, epochs=e, lr=lr, ks=k, expand=x, depth=d, subnets_per_step=s, kd_ratio=kdr,
               reorganize_before=reorg, warmup_epochs=settings["warmup"] if i == 0 else 0.0,
-              with_smallest=bool(settings["last_with_smallest"]) and i == len(specs) - 1).check(space)
+              with_largest=i == len(specs) - 1 and "largest" in settings["last_bounds"],
+              with_smallest=i == len(specs) - 1 and "smallest" in settings["last_bounds"]).check(space)
         for i, ((n, k, x, d, kdr, reorg), e, lr, s) in enumerate(
             zip(specs, settings["epochs"], settings["lrs"], settings["subnets"]))
     ]
