@@ -108,10 +108,12 @@ def _top(values: Sequence, n: int) -> tuple:
 # quick: 4.5 epochs in all: the demo takes minutes on a laptop CPU, full CIFAR-10 ~23 min on 2 cores.
 # standard: OFA's shape (long teacher, short first stages of depth and expand) with the longest elastic phase
 # last, where the smallest subnets are trained at all. That phase runs BigNAS's sandwich (largest + smallest +
-# 1 uniform): the 33-epoch OFA-only version left the smallest at 73.8% (2026-12-01); the A/B in
-# benchmarks/smallest_every_step.py gave the smallest +4.1 points from training it every step, and the
-# 36-epoch smallest + 2 uniform run (147.5 min, 2026-12-02) still let the largest erode from the teacher's
-# 86.2% to 83.6% holdout, so the largest is trained every step too (2 teacher epochs pay for its cost).
+# 1 uniform). Why, from benchmarks/last_phase_bounds.py (quick-scale A/B, 2026-12-02): training the smallest
+# every step gives it +4.0 points over OFA's uniform draws (the 33-epoch OFA-only run left it at 73.8%); the
+# 36-epoch smallest + 2 uniform run (147.5 min on AVX-512 AMD, 2026-12-02) still let the largest erode from
+# the teacher's 86.2% to 83.6% holdout, and putting the largest in the sandwich gains it +1.5 points for
+# -0.7/-0.7 on smallest/middle and +43% phase time, paid for by 2 teacher epochs (34 epochs; estimated
+# ~165 min on the AVX-512 AMD VM, not yet run at full length).
 _SETTINGS = {
     "quick": {"epochs": (2.4, 0.4, 0.15, 0.45, 0.2, 0.9), "lrs": (0.2, 0.06, 0.04, 0.06, 0.04, 0.06),
               "subnets": (1, 1, 2, 2, 2, 2), "warmup": 0.25, "crop_padding": 0, "last_bounds": ()},
