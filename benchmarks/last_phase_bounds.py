@@ -2,7 +2,10 @@
 
 Heavy (about 55 min on 2 AVX-512 cores, 75 on AVX2), so ``make bench`` reuses the section this script last wrote:
 
-    python benchmarks/last_phase_bounds.py [--schedule quick] [--threads 2]
+    python benchmarks/last_phase_bounds.py [--schedule quick] [--threads 2] [--seed 0] [--arms A,B]
+
+``--seed`` replicates the whole A/B from another initialisation, batch order and sampler (its section goes
+to ``sections/last_phase_bounds.seedS.md`` beside seed 0's); ``--arms`` runs a subset of the arms.
 
 The `quick` schedule's first five phases (teacher → expand-1) run once on full CIFAR-10
 (../shared/data/cifar10, tiny-mbv3, batch 128); the last phase (expand-2, all choices open) then runs
@@ -46,10 +49,15 @@ def main() -> int:
     parser.add_argument("--schedule", default="quick", choices=["quick", "standard"])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "last-phase-bounds")
+    parser.add_argument("--seed", type=int, default=0, help="model init, batch order and subnet sampler")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {list(ARMS)}")
     parser.add_argument("--max-steps-per-phase", type=int, default=None, help="smoke test: cap every phase")
     args = parser.parse_args()
+    arms = args.arms.split(",")
+    if unknown := [arm for arm in arms if arm not in ARMS]:
+        parser.error(f"unknown arms {unknown}; choose from {list(ARMS)}")
     if not DATA.is_dir():
-        print(f"## Smallest subnet every step\n\nNot run: {DATA} is missing.")
+        print(f"{title(args.seed)}\n\nNot run: {DATA} is missing.")
         return 0
     torch.set_num_threads(args.threads)
 
@@ -67,11 +75,11 @@ def main() -> int:
     space = get_space("tiny-mbv3", num_classes=train.num_classes)
     phases = make_schedule(space, args.schedule)
     prefix, last = phases[:-1], phases[-1]
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     model = OFAMobileNetV3(space, zero_init_residual=True)
     transform = TrainTransform(data.preprocessing.mean, data.preprocessing.std, padding=crop_padding(args.schedule))
-    loader = BatchLoader(train, 128, seed=0, transform=transform)
-    config = TrainConfig(seed=0, checkpoint_every=0, max_steps_per_phase=args.max_steps_per_phase)
+    loader = BatchLoader(train, 128, seed=args.seed, transform=transform)
+    config = TrainConfig(seed=args.seed, checkpoint_every=0, max_steps_per_phase=args.max_steps_per_phase)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     shared = Trainer(model, prefix, loader, args.out / "shared", config)
@@ -81,7 +89,8 @@ def main() -> int:
     subnets = reference_subnets(space)
 
     rows = []
-    for name, (with_largest, with_smallest, per_step) in ARMS.items():
+    for name in arms:
+        with_largest, with_smallest, per_step = ARMS[name]
         arm_model = copy.deepcopy(model)
         loader.load_state_dict(loader_state)
         phase = replace(last, with_largest=with_largest, with_smallest=with_smallest, subnets_per_step=per_step)
@@ -99,34 +108,42 @@ def main() -> int:
               file=sys.stderr, flush=True)
     load.append(os.getloadavg()[0])
     write_json_atomic(args.out / "ab.json", {"shared_s": shared_s, "rows": rows, "load": load})
-    section = render(args.schedule, phases, shared_s, rows, load, space, subnets)
+    section = render(args.schedule, args.seed, phases, shared_s, rows, load, space, subnets)
     if args.max_steps_per_phase is None:  # a capped smoke run must not replace the measured section
         SECTIONS.mkdir(exist_ok=True)
-        write_text_atomic(SECTIONS / "last_phase_bounds.md", section)
+        write_text_atomic(SECTIONS / ("last_phase_bounds.md" if args.seed == 0 else f"last_phase_bounds.seed{args.seed}.md"),
+                          section)
     print(section)
     return 0
 
 
-def render(schedule: str, phases: list, shared_s: float, rows: list[dict], load: list[float], space, subnets) -> str:
+def title(seed: int) -> str:
+    """The section's heading; replicates name their seed so each keeps its own line in the README table."""
+    return "## Sandwich bounds in the last phase" + (f", seed {seed}" if seed else "") + " (`benchmarks/last_phase_bounds.py`)"
+
+
+def render(schedule: str, seed: int, phases: list, shared_s: float, rows: list[dict], load: list[float], space,
+           subnets) -> str:
     last = phases[-1]
-    base = rows[0]
+    by_arm = {row["arm"]: row for row in rows}
+    refs = [by_arm[arm] for arm in ("uniform-2", "smallest+2") if arm in by_arm]
     lines = [
-        "## Sandwich bounds in the last phase (`benchmarks/last_phase_bounds.py`)", "",
+        title(seed), "",
         f"`{schedule}` schedule's first five phases once on full CIFAR-10 (tiny-mbv3, batch 128, one process, "
         f"{shared_s / 60:.1f} min), then its last phase ({last.name}, {last.epochs:g} epochs, LR {last.lr:g}, all choices "
         "open) once per arm from copies of that state: same teacher, same batches, same resolution sampler. "
         f"Test accuracy after BN recalibration; load average {load[0]:.2f} at start, {load[1]:.2f} at end. "
         + measured_on(), "",
-        "| last phase trains | smallest ({:.1f} M MACs) | middle ({:.1f} M) | largest ({:.1f} M) | phase time "
-        "| vs uniform-2 | vs smallest+2 |".format(*(space.macs(subnets[k]) / 1e6 for k in ("smallest", "middle", "largest"))),
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| last phase trains | smallest ({:.1f} M MACs) | middle ({:.1f} M) | largest ({:.1f} M) | phase time | ".format(
+            *(space.macs(subnets[k]) / 1e6 for k in ("smallest", "middle", "largest")))
+        + "".join(f"vs {ref['arm']} | " for ref in refs).rstrip(),
+        "|---|---:|---:|---:|---:|" + "---:|" * len(refs),
     ]
-    lower = next(row for row in rows if row["arm"] == "smallest+2")
     for row in rows:
         versus = [", ".join(f"{k} {v:+.2f}" for k, v in gains(row, ref).items()) if row is not ref else "—"
-                  for ref in (base, lower)]
+                  for ref in refs]
         lines.append(f"| {row['arm']} | {row['smallest']:.2%} | {row['middle']:.2%} | {row['largest']:.2%} | "
-                     f"{row['train_s'] / 60:.1f} min | {versus[0]} | {versus[1]} |")
+                     f"{row['train_s'] / 60:.1f} min | " + "".join(f"{v} | " for v in versus).rstrip())
     lines += ["", "Differences in test-accuracy points.", "", verdict(rows)]
     return "\n".join(lines) + "\n"
 
@@ -147,6 +164,8 @@ def verdict(rows: list[dict]) -> str:
     results = []
     for arm, ref, target in (("smallest+1", "uniform-2", "smallest"), ("smallest+2", "uniform-2", "smallest"),
                              ("largest+smallest+1", "smallest+2", "largest")):
+        if arm not in by_arm or ref not in by_arm:
+            continue
         gain = gains(by_arm[arm], by_arm[ref])
         others = [k for k in gain if k != target]
         ok = gain[target] >= (2 if target == "smallest" else 0.5) and all(gain[k] >= -0.5 for k in others)

@@ -111,9 +111,9 @@ def _top(values: Sequence, n: int) -> tuple:
 # 1 uniform). Why, from benchmarks/last_phase_bounds.py (quick-scale A/B, 2026-12-02): training the smallest
 # every step gives it +4.0 points over OFA's uniform draws (the 33-epoch OFA-only run left it at 73.8%); the
 # 36-epoch smallest + 2 uniform run (147.5 min on AVX-512 AMD, 2026-12-02) still let the largest erode from
-# the teacher's 86.2% to 83.6% holdout, and putting the largest in the sandwich gains it +1.5 points for
-# -0.7/-0.7 on smallest/middle and +43% phase time, paid for by 2 teacher epochs (34 epochs; estimated
-# ~165 min on the AVX-512 AMD VM, not yet run at full length).
+# the teacher's 86.2% to 83.6% holdout, and putting the largest in the sandwich gains it +1.5/+1.3 points
+# (seeds 0/1) for -0.7/-0.6 on the smallest, -0.7/-1.1 on the middle and +35-43% phase time, paid for by 2
+# teacher epochs (34 epochs; estimated ~165 min on the AVX-512 AMD VM, not yet run at full length).
 _SETTINGS = {
     "quick": {"epochs": (2.4, 0.4, 0.15, 0.45, 0.2, 0.9), "lrs": (0.2, 0.06, 0.04, 0.06, 0.04, 0.06),
               "subnets": (1, 1, 2, 2, 2, 2), "warmup": 0.25, "crop_padding": 0, "last_bounds": ()},
