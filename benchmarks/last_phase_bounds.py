@@ -1,6 +1,7 @@
 """Which subnets should the last phase train every step? An A/B of sandwich bounds from one shared supernet.
 
-Heavy (about 55 min on 2 AVX-512 cores, 75 on AVX2), so ``make bench`` reuses the section this script last wrote:
+Heavy (all five arms: about 70 min on 2 AVX-512 cores, twice that on AVX2), so ``make bench`` reuses the
+sections this script last wrote:
 
     python benchmarks/last_phase_bounds.py [--schedule quick] [--threads 2] [--seed 0] [--arms A,B]
 
@@ -17,6 +18,8 @@ resolution sampler:
 - ``smallest+2``: the smallest plus 2 uniform;
 - ``largest+smallest+1``: BigNAS's sandwich, the largest and the smallest plus 1 uniform (same number of
   subnets as smallest+2; what the `standard` schedule does).
+- ``largest+smallest+2``: the sandwich with 2 uniform draws (one subnet more per step: does the uniform
+  draw that the largest displaced pay for the smallest's and middle's loss?).
 
 Each arm reports test accuracy of the smallest, middle and largest subnets (BN recalibrated on the
 holdout, as ``hwnas train``) and its training time, so what an arm gains for one subnet is set against
@@ -41,7 +44,7 @@ SECTIONS = Path(__file__).resolve().parent / "sections"
 HEAVY = True  # make bench reuses sections/last_phase_bounds.md unless HWNAS_BENCH_HEAVY=1
 # arm: (with_largest, with_smallest, subnets per step)
 ARMS = {"uniform-2": (False, False, 2), "smallest+1": (False, True, 2), "smallest+2": (False, True, 3),
-        "largest+smallest+1": (True, True, 3)}
+        "largest+smallest+1": (True, True, 3), "largest+smallest+2": (True, True, 4)}
 
 
 def main() -> int:
@@ -163,7 +166,8 @@ def verdict(rows: list[dict]) -> str:
     by_arm = {row["arm"]: row for row in rows}
     results = []
     for arm, ref, target in (("smallest+1", "uniform-2", "smallest"), ("smallest+2", "uniform-2", "smallest"),
-                             ("largest+smallest+1", "smallest+2", "largest")):
+                             ("largest+smallest+1", "smallest+2", "largest"),
+                             ("largest+smallest+2", "smallest+2", "largest")):
         if arm not in by_arm or ref not in by_arm:
             continue
         gain = gains(by_arm[arm], by_arm[ref])
