@@ -147,7 +147,7 @@ def render(schedule: str, seed: int, phases: list, shared_s: float, rows: list[d
                   for ref in refs]
         lines.append(f"| {row['arm']} | {row['smallest']:.2%} | {row['middle']:.2%} | {row['largest']:.2%} | "
                      f"{row['train_s'] / 60:.1f} min | " + "".join(f"{v} | " for v in versus).rstrip())
-    lines += ["", "Differences in test-accuracy points.", "", verdict(rows)]
+    lines += ["", "Differences in test-accuracy points.", "", verdict(by_arm)]
     return "\n".join(lines) + "\n"
 
 
@@ -156,14 +156,13 @@ def gains(row: dict, base: dict) -> dict[str, float]:
     return {k: 100 * (row[k] - base[k]) for k in ("smallest", "middle", "largest")}
 
 
-def verdict(rows: list[dict]) -> str:
+def verdict(by_arm: dict[str, dict]) -> str:
     """The rules the `standard` schedule's last phase follows.
 
     Training the smallest every step must give it a clear gain at little cost to the others (against
     uniform-2); adding the largest (the sandwich) must give the largest a gain at little cost to the
     others, for the same number of subnets per step (against smallest+2).
     """
-    by_arm = {row["arm"]: row for row in rows}
     results = []
     for arm, ref, target in (("smallest+1", "uniform-2", "smallest"), ("smallest+2", "uniform-2", "smallest"),
                              ("largest+smallest+1", "smallest+2", "largest"),

@@ -8,7 +8,7 @@ widths keep the most important channels. Resolution is sampled per batch from th
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -75,13 +75,16 @@ class Phase:
 
     def smallest(self, space: SearchSpace, r: int) -> Arch:
         """The phase's smallest subnet at resolution ``r``: its minimum kernel, expand and depth everywhere."""
-        return Arch(ks=[min(self.ks)] * space.num_blocks, e=[min(self.expand)] * space.num_blocks,
-                    d=[min(self.depth)] * space.num_stages, r=r)
+        return self._same_everywhere(space, r, min)
 
     def largest(self, space: SearchSpace, r: int) -> Arch:
         """The phase's largest subnet at resolution ``r``: its maximum kernel, expand and depth everywhere."""
-        return Arch(ks=[max(self.ks)] * space.num_blocks, e=[max(self.expand)] * space.num_blocks,
-                    d=[max(self.depth)] * space.num_stages, r=r)
+        return self._same_everywhere(space, r, max)
+
+    def _same_everywhere(self, space: SearchSpace, r: int, pick: Callable[[Sequence], Any]) -> Arch:
+        """The subnet that takes ``pick`` (min or max) of this phase's kernel, expand and depth choices everywhere."""
+        return Arch(ks=[pick(self.ks)] * space.num_blocks, e=[pick(self.expand)] * space.num_blocks,
+                    d=[pick(self.depth)] * space.num_stages, r=r)
 
     def step_archs(self, space: SearchSpace, rng: np.random.Generator, r: int) -> list[Arch]:
         """The ``subnets_per_step`` subnets of one step: the largest and smallest first where the phase says so,
@@ -153,8 +156,8 @@ def make_schedule(space: SearchSpace, name: str = "quick") -> list[Phase]:
     return [
         Phase(name=n, epochs=e, lr=lr, ks=k, expand=x, depth=d, subnets_per_step=s, kd_ratio=kdr,
               reorganize_before=reorg, warmup_epochs=settings["warmup"] if i == 0 else 0.0,
-              with_largest=i == len(specs) - 1 and "largest" in settings["last_bounds"],
-              with_smallest=i == len(specs) - 1 and "smallest" in settings["last_bounds"]).check(space)
+              with_largest="largest" in bounds, with_smallest="smallest" in bounds).check(space)
         for i, ((n, k, x, d, kdr, reorg), e, lr, s) in enumerate(
             zip(specs, settings["epochs"], settings["lrs"], settings["subnets"]))
+        for bounds in [settings["last_bounds"] if i == len(specs) - 1 else ()]
     ]
