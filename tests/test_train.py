@@ -71,6 +71,62 @@ def test_sandwich_bounds_come_first_every_step(space):
         replace(sandwich, subnets_per_step=2)
 
 
+def test_bounds_at_extreme_resolutions_take_the_space_extremes(space):
+    sandwich = Phase("last", 1, 0.05, ks=space.ks, expand=space.expand, depth=space.depth, subnets_per_step=3,
+                     kd_ratio=1.0, with_largest=True, with_smallest=True, bounds_at_extreme_resolutions=True)
+    low, high = min(space.resolutions), max(space.resolutions)
+    rng = np.random.default_rng(2)
+    for r in space.resolutions:
+        largest, smallest, uniform = sandwich.step_archs(space, rng, r)
+        assert (largest, smallest) == (space.max_arch(high), space.min_arch(low)) and uniform.r == r
+    assert replace(sandwich, bounds_at_extreme_resolutions=False).step_archs(space, rng, low)[0] == space.max_arch(low)
+    lower = replace(sandwich, with_largest=False, subnets_per_step=2)
+    assert lower.step_archs(space, rng, high)[0] == space.min_arch(low)
+    with pytest.raises(ValueError, match="bounds_at_extreme_resolutions needs with_largest or with_smallest"):
+        replace(sandwich, with_largest=False, with_smallest=False)
+    with pytest.raises(ValueError, match="distil_from_largest needs with_largest and kd_ratio > 0 .*with_largest=False"):
+        replace(lower, distil_from_largest=True)
+    with pytest.raises(ValueError, match="kd_ratio=0.0"):
+        replace(sandwich, kd_ratio=0.0, distil_from_largest=True)
+
+
+class _RecordingTeacher(torch.nn.Module):
+    """Stands in for the frozen teacher: records the resolutions it sees, answers uniform logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[int] = []
+
+    def forward(self, images):
+        self.seen.append(images.shape[-1])
+        return torch.zeros(images.shape[0], 10)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_sandwich_step_runs_each_bound_at_its_resolution(space, tmp_path, inplace):
+    """Each subnet sees the batch at its own resolution; the teacher runs once at the highest, or never when
+    the phase distils from its own largest subnet (whose loss then carries a KD term of zero gradient)."""
+    torch.manual_seed(0)
+    model = OFAMobileNetV3(space)
+    phase = Phase("last", 1, 0.03, space.ks, space.expand, space.depth, subnets_per_step=3, kd_ratio=1.0,
+                  with_largest=True, with_smallest=True, bounds_at_extreme_resolutions=True,
+                  distil_from_largest=inplace)
+    loader = TensorLoader(*random_data(48), batch_size=16, seed=1)
+    trainer = Trainer(model, [phase], loader, tmp_path, TrainConfig(seed=3, checkpoint_every=0), show_progress=False)
+    teacher = trainer.teacher = _RecordingTeacher()
+    seen: list[tuple[int, int]] = []
+    hook = model.register_forward_pre_hook(lambda module, args: seen.append((module.active_arch.r, args[0].shape[-1])))
+    try:
+        trainer.run()
+    finally:
+        hook.remove()
+    assert trainer.finished and len(trainer.losses) == 3 and all(np.isfinite(trainer.losses))
+    assert all(arch_r == input_r for arch_r, input_r in seen)  # every subnet got its own resolution's batch
+    steps = [seen[i:i + 3] for i in range(0, len(seen), 3)]
+    assert all(step[0][0] == max(space.resolutions) and step[1][0] == min(space.resolutions) for step in steps)
+    assert teacher.seen == ([] if inplace else [max(space.resolutions)] * 3)
+
+
 def test_fractional_epochs_become_whole_steps():
     phase = Phase("p", 0.25, 0.1, ks=(3,), expand=(6,), depth=(4,))
     assert phase.steps(390) == 98 and phase.steps(2) == 1

@@ -29,6 +29,11 @@ class Phase:
     ``with_smallest`` put the phase's largest and smallest subnets first among the step's subnets (BigNAS's
     "sandwich" bounds): uniform sampling almost never draws either extreme, so without them both are trained
     only through the weights they share, and the largest drifts away from the teacher it was.
+
+    ``bounds_at_extreme_resolutions`` trains those bounds where they are deployed as the extremes of the space
+    (BigNAS): the largest at the space's highest resolution and the smallest at its lowest, the uniform draws at
+    the step's sampled one. ``distil_from_largest`` (BigNAS's in-place distillation) takes the soft targets from
+    the step's own largest subnet (detached) instead of the frozen teacher, which then never runs in this phase.
     """
 
     name: str
@@ -43,6 +48,8 @@ class Phase:
     warmup_epochs: float = 0.0
     with_smallest: bool = False
     with_largest: bool = False
+    bounds_at_extreme_resolutions: bool = False
+    distil_from_largest: bool = False
 
     def __post_init__(self) -> None:
         if not self.epochs > 0 or self.subnets_per_step < 1:
@@ -57,6 +64,11 @@ class Phase:
         if fixed and self.subnets_per_step < fixed + 1:
             raise ValueError(f"phase {self.name!r}: with_largest/with_smallest need subnets_per_step >= {fixed + 1} "
                              f"(got {self.subnets_per_step}): the fixed subnets alone would replace the random ones")
+        if self.bounds_at_extreme_resolutions and not fixed:
+            raise ValueError(f"phase {self.name!r}: bounds_at_extreme_resolutions needs with_largest or with_smallest")
+        if self.distil_from_largest and not (self.with_largest and self.kd_ratio > 0):
+            raise ValueError(f"phase {self.name!r}: distil_from_largest needs with_largest and kd_ratio > 0 "
+                             f"(got with_largest={self.with_largest}, kd_ratio={self.kd_ratio})")
 
     def check(self, space: SearchSpace) -> Phase:
         """Return the phase if its choices are all the space's, else ValueError naming the field."""
@@ -88,9 +100,10 @@ class Phase:
 
     def step_archs(self, space: SearchSpace, rng: np.random.Generator, r: int) -> list[Arch]:
         """The ``subnets_per_step`` subnets of one step: the largest and smallest first where the phase says so,
-        the rest uniform draws."""
-        first = ([self.largest(space, r)] if self.with_largest else []) + \
-                ([self.smallest(space, r)] if self.with_smallest else [])
+        the rest uniform draws at ``r`` (the bounds too, unless they take the space's extreme resolutions)."""
+        extremes = self.bounds_at_extreme_resolutions
+        first = ([self.largest(space, max(space.resolutions) if extremes else r)] if self.with_largest else []) + \
+                ([self.smallest(space, min(space.resolutions) if extremes else r)] if self.with_smallest else [])
         return first + [self.sample(space, rng, r) for _ in range(self.subnets_per_step - len(first))]
 
     def steps(self, steps_per_epoch: int) -> int:

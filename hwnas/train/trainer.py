@@ -1,12 +1,14 @@
 """The progressive-shrinking trainer: OFA training with distillation, exact resume and DDP.
 
-Each step samples one resolution and resizes the batch to it, runs the frozen teacher (a copy of the
-full network taken when the teacher phase ends) once, and runs the phase's ``subnets_per_step``
-subnets — drawn from the phase's choices by a seeded sampler — on the batch. The loss is the mean over
-those subnets of label-smoothed cross-entropy plus ``kd_ratio`` × soft-target cross-entropy against the
-teacher, so one backward accumulates every subnet's gradient (scaled by 1 / subnets); one SGD
-(Nesterov) step follows, with a per-step cosine LR inside each phase and a fresh optimiser per phase
-(OFA restarts each phase; reorganising channels also invalidates the old momentum).
+Each step samples one resolution and resizes the batch to it (the sandwich bounds may take the space's
+extreme resolutions instead), runs the frozen teacher (a copy of the full network taken when the teacher
+phase ends) once at the step's highest resolution, unless the phase distils from the step's own largest
+subnet, and runs the phase's ``subnets_per_step`` subnets — drawn from the phase's choices by a seeded
+sampler — on the batch. The loss is the mean over those subnets of label-smoothed cross-entropy plus
+``kd_ratio`` × soft-target cross-entropy against the teacher, so one backward accumulates every subnet's
+gradient (scaled by 1 / subnets); one SGD (Nesterov) step follows, with a per-step cosine LR inside each
+phase and a fresh optimiser per phase (OFA restarts each phase; reorganising channels also invalidates the
+old momentum).
 
 Distributed (``torchrun``): the subnets of a step run inside one forward of :class:`SubnetsForward`
 wrapped in ``DistributedDataParallel``, so DDP sees one graph per step, reduces every gradient once
@@ -103,11 +105,12 @@ class SubnetsForward(nn.Module):
         super().__init__()
         self.supernet = supernet
 
-    def forward(self, images: torch.Tensor, archs: Sequence[Arch]) -> list[torch.Tensor]:
+    def forward(self, images: dict[int, torch.Tensor], archs: Sequence[Arch]) -> list[torch.Tensor]:
+        """Each subnet's logits on the batch resized to its own resolution (``images`` maps resolution to batch)."""
         outputs = []
         for arch in archs:
             self.supernet.set_active(arch)
-            outputs.append(self.supernet(images))
+            outputs.append(self.supernet(images[arch.r]))
         return outputs
 
 
@@ -209,7 +212,7 @@ class Trainer:
             self._end_phase(phase)
 
     def _start_phase(self, phase: Phase) -> None:
-        if phase.kd_ratio > 0 and self.teacher is None:
+        if phase.kd_ratio > 0 and not phase.distil_from_largest and self.teacher is None:
             self.teacher = self._frozen_full_network()
             self.teacher.load_state_dict(self.model.state_dict())
         if phase.reorganize_before:
@@ -253,17 +256,21 @@ class Trainer:
     def _step(self, phase: Phase, batch: tuple[torch.Tensor, torch.Tensor], lr: float) -> float:
         images, labels = (t.to(self.device, non_blocking=True) for t in batch[:2])
         r = int(self.space.resolutions[int(self.rng.integers(0, len(self.space.resolutions)))])
-        images = resize(images, r).contiguous(memory_format=self.memory_format)
         archs = phase.step_archs(self.space, self.rng, r)
+        batches = {res: resize(images, res).contiguous(memory_format=self.memory_format)
+                   for res in sorted({arch.r for arch in archs})}
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         target = None
-        if phase.kd_ratio > 0:
-            with torch.no_grad():
-                target = F.softmax(self.teacher(images), dim=1)
+        if phase.kd_ratio > 0 and not phase.distil_from_largest:
+            with torch.no_grad():  # soft targets are per image: the teacher sees the step's highest resolution
+                target = F.softmax(self.teacher(batches[max(batches)]), dim=1)
+        outputs = self.forward(batches, archs)
+        if phase.distil_from_largest:  # step_archs puts the largest first
+            target = F.softmax(outputs[0].detach(), dim=1)
         losses = []
-        for logits in self.forward(images, archs):
+        for logits in outputs:
             loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
             if target is not None:
                 loss = loss + phase.kd_ratio * soft_cross_entropy(logits, target)
