@@ -35,21 +35,44 @@ GOALS = {"quick": {"wall_s": 1800, "largest": 0.70, "smallest": 0.60},
          "standard": {"wall_s": 3 * 3600, "largest": 0.85, "smallest": 0.78}}
 
 
-def run_training(schedule: str, nproc: int, out: Path) -> tuple[dict, float, list[float], str]:
+def run_training(schedule: str, nproc: int, out: Path, resume: bool = False) -> tuple[dict, float, list[float], str, int]:
+    """Run (or, with ``resume``, continue) ``hwnas train``; its wall clock, load and machine go to OUT/bench.json.
+
+    Every call is one segment, recorded in OUT/segments.json before it starts, so that a segment killed
+    with its machine (a long run on a lent VM) still says where it ran. The wall clock of a run made of
+    several segments is estimated as all segments' optimiser-step time (restored from the checkpoints,
+    work lost after the last one excluded) plus the last segment's time outside the steps.
+    """
+    from hwnas.atomic import write_json_atomic
+
     command = ["-m", "hwnas", "train", "--data-dir", str(DATA), "--schedule", schedule, "--out", str(out)]
+    command += ["--resume"] if resume else []
+    segments_path = out / "segments.json"
+    segments = json.loads(segments_path.read_text()) if resume and segments_path.exists() else []
+    at = json.loads((out / "checkpoint" / "state.json").read_text()) if resume else {"global_step": 0, "elapsed_s": 0.0}
     if nproc > 1:
         command = ["-m", "torch.distributed.run", "--nproc-per-node", str(nproc), *command]
         env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
     else:
         env = dict(os.environ)
     load = [os.getloadavg()[0]]
+    measured = measured_on()  # kept with the run: --from-run may report it on another day or machine
+    segments.append({"measured_on": measured, "from_step": at["global_step"], "step_s_before": at["elapsed_s"]})
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(segments_path, segments)
     start = time.perf_counter()
     subprocess.run([sys.executable, *command], check=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - start
     load.append(os.getloadavg()[0])
-    measured = measured_on()  # kept with the run: --from-run may report it on another day or machine
-    (out / "bench.json").write_text(json.dumps({"wall_s": wall, "load": load, "nproc": nproc, "measured_on": measured}))
-    return json.loads((out / "results.json").read_text()), wall, load, measured
+    results = json.loads((out / "results.json").read_text())
+    segments[-1].update(wall_s=wall, load=load, to_step=results["steps"])
+    write_json_atomic(segments_path, segments)
+    if len(segments) > 1:
+        wall = results["train_step_s"] + (wall - (results["train_step_s"] - at["elapsed_s"]))
+        measured = "Segments: " + " ".join(f"from step {seg['from_step']:,}: {seg['measured_on']}" for seg in segments)
+    write_json_atomic(out / "bench.json", {"wall_s": wall, "load": load, "nproc": nproc, "measured_on": measured,
+                                           "segments": len(segments)})
+    return results, wall, load, measured, len(segments)
 
 
 def standalone_rows(results: dict, out: Path) -> list[dict]:
@@ -88,7 +111,9 @@ def phases_line(phases: list[dict]) -> str:
         count = p["subnets_per_step"]
         bounds = [name for name in ("largest", "smallest") if p.get(f"with_{name}")]
         subnets = f"{count} subnet" + ("s" if count > 1 else "") + (f" ({' + '.join(bounds)} + uniform)" if bounds else "")
-        return f"{p['name']} {p['epochs']:g} ep · LR {p['lr']:g} · {subnets}"
+        extras = ([" bounds at the extreme resolutions"] if p.get("bounds_at_extreme_resolutions") else []) + (
+            [" in-place KD from the largest"] if p.get("distil_from_largest") else [])
+        return f"{p['name']} {p['epochs']:g} ep · LR {p['lr']:g} · {subnets}" + ",".join(extras)
     return f"Phases ({sum(p['epochs'] for p in phases):g} epochs): " + "; ".join(one(p) for p in phases) + ".\n"
 
 
@@ -103,7 +128,7 @@ def phase_holdout_line(phase_eval: list[dict]) -> str:
 
 
 def section(schedule: str, nproc: int, results: dict, wall: float, load: list[float], rows: list[dict],
-            phases: list[dict], measured: str, phase_eval: list[dict]) -> str:
+            phases: list[dict], measured: str, phase_eval: list[dict], segments: int = 1) -> str:
     goal = GOALS[schedule]
     accuracy = {s["name"]: s["test_acc"] for s in results["subnets"]}
     met = (wall <= goal["wall_s"] and accuracy["largest"] >= goal["largest"] and accuracy["smallest"] >= goal["smallest"])
@@ -114,7 +139,10 @@ def section(schedule: str, nproc: int, results: dict, wall: float, load: list[fl
         f"{results['dataset']['train']:,} training images "
         f"({results['dataset']['holdout_bn'] + results['dataset']['holdout_val']:,} held out), "
         f"{results['dataset']['test']:,} test images, {results['steps']:,} steps of batch 128. "
-        f"Wall clock of the whole command: **{wall / 60:.1f} min** (training steps {results['train_step_s'] / 60:.1f} min); "
+        + (f"Wall clock of the whole command: **{wall / 60:.1f} min** " if segments == 1 else
+           f"Run in {segments} segments (resumed from checkpoints); wall clock estimated as all segments' training "
+           f"steps plus the last one's other work: **{wall / 60:.1f} min** ")
+        + f"(training steps {results['train_step_s'] / 60:.1f} min); "
         + (f"load average {load[0]:.2f} at start, {load[1]:.2f} at end. " if load[0] == load[0] else "")
         + f"{measured}\n",
         phases_line(phases) + phase_holdout_line(phase_eval),
@@ -148,6 +176,7 @@ def main() -> int:
     parser.add_argument("--no-standalone", action="store_true", help="skip the trained-alone baselines")
     parser.add_argument("--out", help="run folder (default runs/bench/train-SCHEDULE)")
     parser.add_argument("--from-run", help="report this finished run instead of training again")
+    parser.add_argument("--resume", action="store_true", help="continue the killed run in --out from its checkpoint")
     args = parser.parse_args()
     if not (DATA / "cifar10_train.npz").is_file():
         print(f"## Progressive shrinking on CIFAR-10\n\nSkipped: {DATA} is missing.\n")
@@ -160,19 +189,20 @@ def main() -> int:
         wall, load = bench.get("wall_s", results["wall_s"]), bench.get("load", [float("nan")] * 2)
         measured = bench.get("measured_on", f"Reported on {time.strftime('%Y-%m-%d')} from {out}, which did not "
                                             "record the day or machine it was measured on.")
-        args.schedule, args.nproc = results["schedule"], config["world_size"]
+        args.schedule, args.nproc, segments = results["schedule"], config["world_size"], bench.get("segments", 1)
     else:
         out = Path(args.out or ROOT / "runs" / "bench" / f"train-{args.schedule}")
-        if (out / "checkpoint").exists():
-            raise SystemExit(f"{out} holds an earlier run; remove it or pass --out")
-        results, wall, load, measured = run_training(args.schedule, args.nproc, out)
+        if (out / "checkpoint").exists() != args.resume:
+            raise SystemExit(f"{out} holds an earlier run; remove it, pass --out, or --resume it" if not args.resume
+                             else f"--resume: {out} holds no checkpoint to continue")
+        results, wall, load, measured, segments = run_training(args.schedule, args.nproc, out, args.resume)
     from hwnas.atomic import write_text_atomic
 
     rows = [] if args.no_standalone else standalone_rows(results, out)
     phases = json.loads((out / "config.json").read_text())["schedule"]
     phase_eval_path = out / "phase_eval.json"
     phase_eval = json.loads(phase_eval_path.read_text()) if phase_eval_path.exists() else []
-    text = section(args.schedule, args.nproc, results, wall, load, rows, phases, measured, phase_eval)
+    text = section(args.schedule, args.nproc, results, wall, load, rows, phases, measured, phase_eval, segments)
     SECTIONS.mkdir(exist_ok=True)
     write_text_atomic(SECTIONS / f"train_cifar-{args.schedule}.md", text + "\n")
     print(text)

@@ -65,6 +65,9 @@ def test_sandwich_bounds_come_first_every_step(space):
     assert all(smallest not in plain.step_archs(space, rng, 32) for _ in range(20))
     standard = make_schedule(space, "standard")
     assert [(p.with_largest, p.with_smallest) for p in standard] == [(False, False)] * 5 + [(True, True)]
+    assert [(p.bounds_at_extreme_resolutions, p.distil_from_largest) for p in standard] == [(False, False)] * 5 + [
+        (True, True)]
+    assert not any(p.bounds_at_extreme_resolutions or p.distil_from_largest for p in make_schedule(space, "quick"))
     with pytest.raises(ValueError, match="subnets_per_step >= 2 \\(got 1\\)"):
         Phase("lone", 1, 0.05, ks=(3,), expand=(6,), depth=(4,), with_smallest=True)
     with pytest.raises(ValueError, match="subnets_per_step >= 3 \\(got 2\\)"):
