@@ -5,6 +5,7 @@ Heavy (the quick schedule takes up to 30 min on 2 cores, the standalone baseline
 ``HWNAS_BENCH_HEAVY=1``; run it directly to re-measure:
 
     python benchmarks/train_cifar.py [--schedule quick|standard] [--nproc 2] [--no-standalone] [--from-run DIR]
+    python benchmarks/train_cifar.py --schedule standard --nproc 2 --out DIR --resume   # after a kill
 
 1. ``hwnas train`` on ../shared/data/cifar10 (under ``torchrun`` with ``--nproc`` > 1), timed by the wall
    clock of the whole command: data loading, training, per-phase evaluation, BN recalibration, test.
@@ -13,7 +14,8 @@ Heavy (the quick schedule takes up to 30 min on 2 cores, the standalone baseline
    optimiser steps as the whole supernet run took, same batch, augmentation and LR recipe (teacher
    phase LR, cosine, same warm-up), no distillation.
 ``--from-run DIR`` skips step 1 and reports the run this script (or ``hwnas train``) already made in DIR,
-with the wall time that run recorded itself.
+with the wall time that run recorded itself. ``--resume`` continues a run that was killed (its machine
+taken back mid-run) from its last checkpoint; the section then says it ran in segments, and on which machines.
 """
 from __future__ import annotations
 
