@@ -113,9 +113,9 @@ def phases_line(phases: list[dict]) -> str:
         count = p["subnets_per_step"]
         bounds = [name for name in ("largest", "smallest") if p.get(f"with_{name}")]
         subnets = f"{count} subnet" + ("s" if count > 1 else "") + (f" ({' + '.join(bounds)} + uniform)" if bounds else "")
-        extras = ([" bounds at the extreme resolutions"] if p.get("bounds_at_extreme_resolutions") else []) + (
-            [" in-place KD from the largest"] if p.get("distil_from_largest") else [])
-        return f"{p['name']} {p['epochs']:g} ep · LR {p['lr']:g} · {subnets}" + ",".join(extras)
+        extras = (["bounds at the extreme resolutions"] if p.get("bounds_at_extreme_resolutions") else []) + (
+            ["in-place KD from the largest"] if p.get("distil_from_largest") else [])
+        return f"{p['name']} {p['epochs']:g} ep · LR {p['lr']:g} · {subnets}" + "".join(f", {e}" for e in extras)
     return f"Phases ({sum(p['epochs'] for p in phases):g} epochs): " + "; ".join(one(p) for p in phases) + ".\n"
 
 

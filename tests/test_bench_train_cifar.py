@@ -1,0 +1,72 @@
+"""benchmarks/train_cifar.py's bookkeeping of a run resumed across machines (training itself is faked)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture()
+def train_cifar(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))  # it imports run_all as its neighbour, as when run as a script
+    spec = importlib.util.spec_from_file_location("train_cifar", BENCH / "train_cifar.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_training(out: Path, calls: list, steps: int, step_s: float):
+    """Stands in for `hwnas train`: records its command line and writes the results a finished run would."""
+    def run(command, **_):
+        calls.append(command)
+        (out / "results.json").write_text(json.dumps({"steps": steps, "train_step_s": step_s, "wall_s": 1.0}))
+    return run
+
+
+def test_a_resumed_run_records_each_segment_and_estimates_the_whole_wall_clock(train_cifar, tmp_path, monkeypatch):
+    out, calls = tmp_path / "run", []
+    clock = iter([100.0, 400.0])  # the resumed segment's wall clock: 300 s
+    monkeypatch.setattr(train_cifar.time, "perf_counter", lambda: next(clock))
+    (out / "checkpoint").mkdir(parents=True)
+    (out / "checkpoint" / "state.json").write_text(json.dumps({"global_step": 600, "elapsed_s": 500.0}))
+    (out / "segments.json").write_text(json.dumps([{"measured_on": "Measured on day 1: CPU A.", "from_step": 0,
+                                                    "step_s_before": 0.0}]))  # killed with its machine
+    monkeypatch.setattr(train_cifar.subprocess, "run", fake_training(out, calls, steps=1000, step_s=750.0))
+
+    results, wall, _, measured, segments = train_cifar.run_training("standard", 1, out, resume=True)
+
+    assert calls[0][-1] == "--resume" and results["steps"] == 1000
+    # 750 s of steps in all (250 of them in this segment) + this segment's 50 s outside the steps
+    assert wall == pytest.approx(800.0) and segments == 2
+    recorded = json.loads((out / "segments.json").read_text())
+    assert [s["from_step"] for s in recorded] == [0, 600] and recorded[1]["to_step"] == 1000
+    assert recorded[1]["wall_s"] == pytest.approx(300.0) and "wall_s" not in recorded[0]
+    assert measured.startswith("Segments: from step 0: Measured on day 1: CPU A. from step 600: ")
+    assert json.loads((out / "bench.json").read_text())["segments"] == 2
+
+
+def test_a_single_segment_reports_its_own_wall_clock(train_cifar, tmp_path, monkeypatch):
+    out, calls = tmp_path / "run", []
+    clock = iter([10.0, 70.0])
+    monkeypatch.setattr(train_cifar.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(train_cifar.subprocess, "run", fake_training(out, calls, steps=10, step_s=40.0))
+    _, wall, _, measured, segments = train_cifar.run_training("quick", 1, out)
+    assert "--resume" not in calls[0] and wall == pytest.approx(60.0) and segments == 1
+    assert measured.startswith("Measured on ") and len(json.loads((out / "segments.json").read_text())) == 1
+
+
+def test_the_section_says_when_the_wall_clock_is_an_estimate(train_cifar):
+    results = {"space": "tiny-mbv3", "steps": 1000, "train_step_s": 750.0,
+               "dataset": {"train": 45000, "holdout_bn": 2500, "holdout_val": 2500, "test": 10000},
+               "subnets": [{"name": n, "arch": {"r": 32}, "macs": 1e6, "test_acc": 0.8} for n in ("smallest", "largest")]}
+    phases = [{"name": "expand-2", "epochs": 10, "lr": 0.05, "subnets_per_step": 3, "with_largest": True,
+               "with_smallest": True, "bounds_at_extreme_resolutions": True, "distil_from_largest": True}]
+    text = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], [], phases, "Segments: ...", [], segments=2)
+    assert "Run in 2 segments" in text and "Wall clock of the whole command" not in text
+    assert "(largest + smallest + uniform), bounds at the extreme resolutions, in-place KD from the largest." in text
+    single = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], [], phases, "Measured on x.", [])
+    assert "Wall clock of the whole command: **13.3 min**" in single
