@@ -1,7 +1,7 @@
 """Which subnets should the last phase train every step? An A/B of sandwich bounds from one shared supernet.
 
-Heavy (all five arms: about 70 min on 2 AVX-512 cores, twice that on AVX2), so ``make bench`` reuses the
-sections this script last wrote:
+Heavy (the first five arms: about 70 min on 2 AVX-512 cores, twice that on AVX2; the two @extremes arms
+10-11 min more each), so ``make bench`` reuses the sections this script last wrote:
 
     python benchmarks/last_phase_bounds.py [--schedule quick] [--threads 2] [--seed 0] [--arms A,B] [--tag T]
 
