@@ -6,13 +6,16 @@ Heavy (the quick schedule takes up to 30 min on 2 cores, the standalone baseline
 
     python benchmarks/train_cifar.py [--schedule quick|standard] [--nproc 2] [--no-standalone] [--from-run DIR]
     python benchmarks/train_cifar.py --schedule standard --nproc 2 --out DIR --resume   # after a kill
+    python benchmarks/train_cifar.py --from-run DIR --standalone smallest               # one baseline at a time
 
 1. ``hwnas train`` on ../shared/data/cifar10 (under ``torchrun`` with ``--nproc`` > 1), timed by the wall
    clock of the whole command: data loading, training, per-phase evaluation, BN recalibration, test.
 2. The progressive-shrinking claim: the smallest, middle and largest subnets taken from the supernet
    (BN recalibrated) against the same architectures trained alone from fresh weights for as many
    optimiser steps as the whole supernet run took, same batch, augmentation and LR recipe (teacher
-   phase LR, cosine, same warm-up), no distillation.
+   phase LR, cosine, same warm-up), no distillation. Each finished baseline is kept in OUT/standalone.json
+   and reported again by later calls, so that baselines longer than one session (the standard schedule's
+   largest takes about as long as the supernet run) can be trained one per call with ``--standalone NAME``.
 ``--from-run DIR`` skips step 1 and reports the run this script (or ``hwnas train``) already made in DIR,
 with the wall time that run recorded itself. ``--resume`` continues a run that was killed (its machine
 taken back mid-run) from its last checkpoint; the section then says it ran in segments, and on which machines.
@@ -71,13 +74,48 @@ def run_training(schedule: str, nproc: int, out: Path, resume: bool = False) -> 
     write_json_atomic(segments_path, segments)
     if len(segments) > 1:
         wall = results["train_step_s"] + (wall - (results["train_step_s"] - at["elapsed_s"]))
-        measured = "Segments: " + " ".join(f"from step {seg['from_step']:,}: {seg['measured_on']}" for seg in segments)
+        measured = segments_line(segments)
     write_json_atomic(out / "bench.json", {"wall_s": wall, "load": load, "nproc": nproc, "measured_on": measured,
                                            "segments": len(segments)})
     return results, wall, load, measured, len(segments)
 
 
-def standalone_rows(results: dict, out: Path) -> list[dict]:
+def segments_line(segments: list[dict]) -> str:
+    """Where each segment of a resumed run ran, said once when they all ran on the same kind of machine."""
+    machines = {seg["measured_on"] for seg in segments}
+    starts = ", ".join(f"{seg['from_step']:,}" for seg in segments)
+    if len(machines) == 1:
+        return f"Segments from steps {starts}, all: {machines.pop()}"
+    return "Segments: " + " ".join(f"from step {seg['from_step']:,}: {seg['measured_on']}" for seg in segments)
+
+
+SUBNET_NAMES = ("smallest", "middle", "largest")
+
+
+def standalone_rows(results: dict, out: Path, names: list[str]) -> list[dict]:
+    """The PS claim's baselines: ``names`` trained alone now, the others reported from OUT/standalone.json.
+
+    A baseline is reused only if it was trained for this run's number of steps on the same architecture;
+    each one is written to the cache (atomically) as soon as it finishes, so a killed call loses one at most.
+    """
+    from hwnas.atomic import write_json_atomic
+
+    cache_path = out / "standalone.json"
+    cached = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    entries = {entry["name"]: entry for entry in results["subnets"]}
+    unknown = sorted(set(names) - set(entries))
+    if unknown:
+        raise SystemExit(f"--standalone {','.join(unknown)}: the run has subnets {', '.join(entries)}")
+    fresh = {name: row for name, row in cached.items() if name in entries and row["steps"] == results["steps"]
+             and row["arch"] == entries[name]["arch"]}
+    for name in [n for n in SUBNET_NAMES if n in names]:
+        fresh[name] = train_alone(results, out, entries[name])
+        write_json_atomic(cache_path, fresh)
+    return [fresh[name] for name in entries if name in fresh]
+
+
+def train_alone(results: dict, out: Path, entry: dict) -> dict:
+    """One subnet of the run trained alone from fresh weights; its test accuracy beside the supernet's."""
     import torch
 
     from hwnas.data import get_dataset, split_holdout
@@ -94,17 +132,28 @@ def standalone_rows(results: dict, out: Path) -> list[dict]:
     steps_per_epoch = len(train) // options["batch_size"]
     preprocessing = Preprocessing(**config["preprocessing"])
     torch.set_num_threads(os.cpu_count() or 1)
-    rows = []
-    for entry in results["subnets"]:
-        arch = Arch.from_dict(entry["arch"])
-        alone = train_standalone(space, arch, train, preprocessing, steps=results["steps"],
-                                 lr=teacher.lr * options["batch_size"] / 128, batch_size=options["batch_size"],
-                                 warmup_steps=round(teacher.warmup_epochs * steps_per_epoch),
-                                 crop_padding=crop_padding(options["schedule"]), seed=options["seed"])
-        rows.append({"name": entry["name"], "r": arch.r, "macs": entry["macs"], "supernet": entry["test_acc"],
-                     "standalone": accuracy(alone.subnet, test, preprocessing, arch.r), "steps": alone.steps,
-                     "standalone_s": alone.wall_s})
-    return rows
+    arch = Arch.from_dict(entry["arch"])
+    alone = train_standalone(space, arch, train, preprocessing, steps=results["steps"],
+                             lr=teacher.lr * options["batch_size"] / 128, batch_size=options["batch_size"],
+                             warmup_steps=round(teacher.warmup_epochs * steps_per_epoch),
+                             crop_padding=crop_padding(options["schedule"]), seed=options["seed"])
+    return {"name": entry["name"], "arch": entry["arch"], "r": arch.r, "macs": entry["macs"],
+            "supernet": entry["test_acc"], "standalone": accuracy(alone.subnet, test, preprocessing, arch.r),
+            "steps": alone.steps, "standalone_s": alone.wall_s, "measured_on": measured_on()}
+
+
+def phase_times_line(log_rows: list[dict]) -> str:
+    """Optimiser-step time of each phase from the run's log.csv (cumulative seconds per step), and per step."""
+    if not log_rows:
+        return ""
+    ends: dict[str, tuple[int, float]] = {}
+    for row in log_rows:
+        ends[row["phase"]] = (int(row["phase_step"]), float(row["seconds"]))
+    parts, before = [], 0.0
+    for phase, (steps, seconds) in ends.items():
+        parts.append(f"{phase} {(seconds - before) / 60:.1f} min ({(seconds - before) / steps:.2f} s/step)")
+        before = seconds
+    return "Optimiser-step time per phase: " + "; ".join(parts) + ".\n"
 
 
 def phases_line(phases: list[dict]) -> str:
@@ -130,7 +179,8 @@ def phase_holdout_line(phase_eval: list[dict]) -> str:
 
 
 def section(schedule: str, nproc: int, results: dict, wall: float, load: list[float], rows: list[dict],
-            phases: list[dict], measured: str, phase_eval: list[dict], segments: int = 1) -> str:
+            phases: list[dict], measured: str, phase_eval: list[dict], segments: int = 1,
+            log_rows: list[dict] | None = None) -> str:
     goal = GOALS[schedule]
     accuracy = {s["name"]: s["test_acc"] for s in results["subnets"]}
     met = (wall <= goal["wall_s"] and accuracy["largest"] >= goal["largest"] and accuracy["smallest"] >= goal["smallest"])
@@ -147,7 +197,7 @@ def section(schedule: str, nproc: int, results: dict, wall: float, load: list[fl
         + f"(training steps {results['train_step_s'] / 60:.1f} min); "
         + (f"load average {load[0]:.2f} at start, {load[1]:.2f} at end. " if load[0] == load[0] else "")
         + f"{measured}\n",
-        phases_line(phases) + phase_holdout_line(phase_eval),
+        phases_line(phases) + phase_holdout_line(phase_eval) + phase_times_line(log_rows or []),
         "| subnet | resolution | MACs | test accuracy (supernet, BN recalibrated) |",
         "|---|---:|---:|---:|",
     ]
@@ -167,6 +217,9 @@ def section(schedule: str, nproc: int, results: dict, wall: float, load: list[fl
             lines.append(f"| {row['name']} | {row['r']} | {row['macs'] / 1e6:.1f} M | {row['supernet']:.2%} | "
                          f"{row['standalone']:.2%} | {100 * (row['supernet'] - row['standalone']):+.2f} pts | "
                          f"{row['standalone_s'] / 60:.1f} min |")
+        missing = [s["name"] for s in results["subnets"] if s["name"] not in {row["name"] for row in rows}]
+        if missing:
+            lines.append(f"\nNot trained alone yet: {', '.join(missing)} (`--from-run DIR --standalone NAME`).")
         lines.append("")
     return "\n".join(lines)
 
@@ -175,7 +228,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--schedule", default="quick", choices=sorted(GOALS))
     parser.add_argument("--nproc", type=int, default=1, help="torchrun processes (default 1)")
-    parser.add_argument("--no-standalone", action="store_true", help="skip the trained-alone baselines")
+    parser.add_argument("--no-standalone", action="store_true",
+                        help="train no baseline now (those already in OUT/standalone.json are still reported)")
+    parser.add_argument("--standalone", default=",".join(SUBNET_NAMES),
+                        help="baselines to train alone now, comma-separated (default: all three)")
     parser.add_argument("--out", help="run folder (default runs/bench/train-SCHEDULE)")
     parser.add_argument("--from-run", help="report this finished run instead of training again")
     parser.add_argument("--resume", action="store_true", help="continue the killed run in --out from its checkpoint")
@@ -192,6 +248,8 @@ def main() -> int:
         measured = bench.get("measured_on", f"Reported on {time.strftime('%Y-%m-%d')} from {out}, which did not "
                                             "record the day or machine it was measured on.")
         args.schedule, args.nproc, segments = results["schedule"], config["world_size"], bench.get("segments", 1)
+        if segments > 1 and (out / "segments.json").exists():
+            measured = segments_line(json.loads((out / "segments.json").read_text()))
     else:
         out = Path(args.out or ROOT / "runs" / "bench" / f"train-{args.schedule}")
         if (out / "checkpoint").exists() != args.resume:
@@ -199,12 +257,16 @@ def main() -> int:
                              else f"--resume: {out} holds no checkpoint to continue")
         results, wall, load, measured, segments = run_training(args.schedule, args.nproc, out, args.resume)
     from hwnas.atomic import write_text_atomic
+    from hwnas.train.plots import read_log
 
-    rows = [] if args.no_standalone else standalone_rows(results, out)
+    names = [] if args.no_standalone else [n for n in args.standalone.split(",") if n]
+    rows = standalone_rows(results, out, names)
     phases = json.loads((out / "config.json").read_text())["schedule"]
     phase_eval_path = out / "phase_eval.json"
     phase_eval = json.loads(phase_eval_path.read_text()) if phase_eval_path.exists() else []
-    text = section(args.schedule, args.nproc, results, wall, load, rows, phases, measured, phase_eval, segments)
+    log_rows = read_log(out / "log.csv") if (out / "log.csv").exists() else []
+    text = section(args.schedule, args.nproc, results, wall, load, rows, phases, measured, phase_eval, segments,
+                   log_rows)
     SECTIONS.mkdir(exist_ok=True)
     write_text_atomic(SECTIONS / f"train_cifar-{args.schedule}.md", text + "\n")
     print(text)

@@ -70,3 +70,48 @@ def test_the_section_says_when_the_wall_clock_is_an_estimate(train_cifar):
     assert "(largest + smallest + uniform), bounds at the extreme resolutions, in-place KD from the largest." in text
     single = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], [], phases, "Measured on x.", [])
     assert "Wall clock of the whole command: **13.3 min**" in single
+
+
+def test_segments_on_one_kind_of_machine_name_it_once(train_cifar):
+    same = [{"from_step": 0, "measured_on": "Measured on d: CPU A."}, {"from_step": 600, "measured_on": "Measured on d: CPU A."}]
+    assert train_cifar.segments_line(same) == "Segments from steps 0, 600, all: Measured on d: CPU A."
+    mixed = [same[0], {"from_step": 600, "measured_on": "Measured on e: CPU B."}]
+    assert train_cifar.segments_line(mixed) == ("Segments: from step 0: Measured on d: CPU A. "
+                                                "from step 600: Measured on e: CPU B.")
+
+
+def test_phase_times_come_from_the_cumulative_seconds_of_the_log(train_cifar):
+    rows = [{"phase": "teacher", "phase_step": "1", "seconds": "30"}, {"phase": "teacher", "phase_step": "2", "seconds": "60"},
+            {"phase": "kernel", "phase_step": "1", "seconds": "150"}]
+    assert train_cifar.phase_times_line(rows) == ("Optimiser-step time per phase: teacher 1.0 min (30.00 s/step); "
+                                                  "kernel 1.5 min (90.00 s/step).\n")
+    assert train_cifar.phase_times_line([]) == ""
+
+
+def _run_results(steps: int = 1000) -> dict:
+    return {"steps": steps, "subnets": [{"name": n, "arch": {"r": r}, "macs": 1e6, "test_acc": 0.8}
+                                        for n, r in (("smallest", 24), ("middle", 32), ("largest", 40))]}
+
+
+def test_baselines_are_kept_and_reported_again_until_the_run_changes(train_cifar, tmp_path, monkeypatch):
+    trained = []
+
+    def fake_alone(results, out, entry):
+        trained.append(entry["name"])
+        return {"name": entry["name"], "arch": entry["arch"], "r": entry["arch"]["r"], "macs": entry["macs"],
+                "supernet": entry["test_acc"], "standalone": 0.9, "steps": results["steps"], "standalone_s": 5.0}
+
+    monkeypatch.setattr(train_cifar, "train_alone", fake_alone)
+    rows = train_cifar.standalone_rows(_run_results(), tmp_path, ["largest", "smallest"])
+    assert trained == ["smallest", "largest"] and [r["name"] for r in rows] == ["smallest", "largest"]
+    rows = train_cifar.standalone_rows(_run_results(), tmp_path, [])  # reported from standalone.json, not retrained
+    assert trained == ["smallest", "largest"] and [r["name"] for r in rows] == ["smallest", "largest"]
+    assert train_cifar.standalone_rows(_run_results(steps=2000), tmp_path, []) == []  # another run's baselines
+    with pytest.raises(SystemExit, match="tiniest"):
+        train_cifar.standalone_rows(_run_results(), tmp_path, ["tiniest"])
+
+    results = {**_run_results(), "space": "tiny-mbv3", "train_step_s": 750.0,
+               "dataset": {"train": 45000, "holdout_bn": 2500, "holdout_val": 2500, "test": 10000}}
+    text = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], rows, [], "Measured on x.", [])
+    assert "| smallest | 24 | 1.0 M | 80.00% | 90.00% | -10.00 pts | 0.1 min |" in text
+    assert "Not trained alone yet: middle (`--from-run DIR --standalone NAME`)." in text
