@@ -15,7 +15,8 @@ Heavy (the quick schedule takes up to 30 min on 2 cores, the standalone baseline
    optimiser steps as the whole supernet run took, same batch, augmentation and LR recipe (teacher
    phase LR, cosine, same warm-up), no distillation. Each finished baseline is kept in OUT/standalone.json
    and reported again by later calls, so that baselines longer than one session (the standard schedule's
-   largest takes about as long as the supernet run) can be trained one per call with ``--standalone NAME``.
+   largest takes about as long as the supernet run) can be trained one per call with ``--standalone NAME``;
+   a baseline already kept is not trained again.
 ``--from-run DIR`` skips step 1 and reports the run this script (or ``hwnas train``) already made in DIR,
 with the wall time that run recorded itself. ``--resume`` continues a run that was killed (its machine
 taken back mid-run) from its last checkpoint; the section then says it ran in segments, and on which machines.
@@ -93,10 +94,11 @@ SUBNET_NAMES = ("smallest", "middle", "largest")
 
 
 def standalone_rows(results: dict, out: Path, names: list[str]) -> list[dict]:
-    """The PS claim's baselines: ``names`` trained alone now, the others reported from OUT/standalone.json.
+    """The PS claim's baselines: ``names`` trained alone unless OUT/standalone.json already holds them.
 
-    A baseline is reused only if it was trained for this run's number of steps on the same architecture;
-    each one is written to the cache (atomically) as soon as it finishes, so a killed call loses one at most.
+    A kept baseline counts only if it was trained for this run's number of steps on the same architecture
+    (delete the file to train them again); each one is written there (atomically) as soon as it finishes, so
+    running the same command again after a kill trains only the baselines still missing.
     """
     from hwnas.atomic import write_json_atomic
 
@@ -108,7 +110,7 @@ def standalone_rows(results: dict, out: Path, names: list[str]) -> list[dict]:
         raise SystemExit(f"--standalone {','.join(unknown)}: the run has subnets {', '.join(entries)}")
     fresh = {name: row for name, row in cached.items() if name in entries and row["steps"] == results["steps"]
              and row["arch"] == entries[name]["arch"]}
-    for name in [n for n in SUBNET_NAMES if n in names]:
+    for name in [n for n in SUBNET_NAMES if n in names and n not in fresh]:
         fresh[name] = train_alone(results, out, entries[name])
         write_json_atomic(cache_path, fresh)
     return [fresh[name] for name in entries if name in fresh]
@@ -231,7 +233,7 @@ def main() -> int:
     parser.add_argument("--no-standalone", action="store_true",
                         help="train no baseline now (those already in OUT/standalone.json are still reported)")
     parser.add_argument("--standalone", default=",".join(SUBNET_NAMES),
-                        help="baselines to train alone now, comma-separated (default: all three)")
+                        help="baselines to train alone, comma-separated, unless OUT/standalone.json holds them (default: all)")
     parser.add_argument("--out", help="run folder (default runs/bench/train-SCHEDULE)")
     parser.add_argument("--from-run", help="report this finished run instead of training again")
     parser.add_argument("--resume", action="store_true", help="continue the killed run in --out from its checkpoint")

@@ -106,6 +106,8 @@ def test_baselines_are_kept_and_reported_again_until_the_run_changes(train_cifar
     assert trained == ["smallest", "largest"] and [r["name"] for r in rows] == ["smallest", "largest"]
     rows = train_cifar.standalone_rows(_run_results(), tmp_path, [])  # reported from standalone.json, not retrained
     assert trained == ["smallest", "largest"] and [r["name"] for r in rows] == ["smallest", "largest"]
+    rows = train_cifar.standalone_rows(_run_results(), tmp_path, ["smallest", "middle", "largest"])  # only the missing
+    assert trained == ["smallest", "largest", "middle"] and [r["name"] for r in rows] == ["smallest", "middle", "largest"]
     assert train_cifar.standalone_rows(_run_results(steps=2000), tmp_path, []) == []  # another run's baselines
     with pytest.raises(SystemExit, match="tiniest"):
         train_cifar.standalone_rows(_run_results(), tmp_path, ["tiniest"])
@@ -114,4 +116,6 @@ def test_baselines_are_kept_and_reported_again_until_the_run_changes(train_cifar
                "dataset": {"train": 45000, "holdout_bn": 2500, "holdout_val": 2500, "test": 10000}}
     text = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], rows, [], "Measured on x.", [])
     assert "| smallest | 24 | 1.0 M | 80.00% | 90.00% | -10.00 pts | 0.1 min |" in text
-    assert "Not trained alone yet: middle (`--from-run DIR --standalone NAME`)." in text
+    assert "Not trained alone yet" not in text
+    text = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], rows[:1], [], "Measured on x.", [])
+    assert "Not trained alone yet: middle, largest (`--from-run DIR --standalone NAME`)." in text
