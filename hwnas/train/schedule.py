@@ -131,8 +131,8 @@ def _top(values: Sequence, n: int) -> tuple:
 # (seeds 0/1) for -0.7/-0.6 on the smallest, -0.7/-1.1 on the middle and +35-43% phase time, paid for by 2
 # teacher epochs (34 epochs; estimated ~165 min on the AVX-512 AMD VM). The sandwich's bounds run at the
 # extreme resolutions and distil in place from the largest (no teacher forward in that phase): against the
-# teacher-distilled sandwich at random resolutions that gains smallest +2.00, middle +0.77, largest +0.56
-# (seed 0, 2026-12-02) for +13% phase time; the extremes without in-place KD lost the largest 0.47.
+# teacher-distilled sandwich at random resolutions that gains smallest +2.00/+2.65, middle +0.77/+1.00, largest
+# +0.56/+0.84 (seeds 0/1, 2026-12-02/03) for +1-13% phase time; the extremes without in-place KD lost the largest 0.47.
 # Its full-length run (2026-12-03, 2-core Intel Xeon VM at 0.76 s per teacher step, resumed once): test accuracy
 # largest 85.06%, middle 82.38%, smallest 77.81% (holdout 86.6% / 79.2%); 212 min of optimiser steps there,
 # 71 of them the teacher's and 94 the last phase's (1.60 s/step: three subnets, the largest at the top resolution).
