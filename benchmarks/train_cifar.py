@@ -110,37 +110,49 @@ def standalone_rows(results: dict, out: Path, names: list[str]) -> list[dict]:
         raise SystemExit(f"--standalone {','.join(unknown)}: the run has subnets {', '.join(entries)}")
     fresh = {name: row for name, row in cached.items() if name in entries and row["steps"] == results["steps"]
              and row["arch"] == entries[name]["arch"]}
-    for name in [n for n in SUBNET_NAMES if n in names and n not in fresh]:
-        fresh[name] = train_alone(results, out, entries[name])
+    to_train = [name for name in entries if name in names and name not in fresh]
+    setup = standalone_setup(out) if to_train else None  # the dataset is read once, and only when needed
+    for name in to_train:
+        fresh[name] = train_alone(results, setup, entries[name])
         write_json_atomic(cache_path, fresh)
     return [fresh[name] for name in entries if name in fresh]
 
 
-def train_alone(results: dict, out: Path, entry: dict) -> dict:
-    """One subnet of the run trained alone from fresh weights; its test accuracy beside the supernet's."""
+def standalone_setup(out: Path) -> dict:
+    """What every baseline of the run in ``out`` shares: its space, training split, test set and recipe."""
     import torch
 
     from hwnas.data import get_dataset, split_holdout
-    from hwnas.space import Arch, get_space
-    from hwnas.train import accuracy, crop_padding, make_schedule, train_standalone
+    from hwnas.space import get_space
+    from hwnas.train import crop_padding, make_schedule
     from hwnas.train.evaluate import Preprocessing
 
     config = json.loads((out / "config.json").read_text())
     options = config["options"]
     train, _ = split_holdout(get_dataset("cifar10", DATA, "train"), options["holdout"], seed=options["seed"])
-    test = get_dataset("cifar10", DATA, "test")
     space = get_space(config["space"])
     teacher = make_schedule(space, options["schedule"])[0]
     steps_per_epoch = len(train) // options["batch_size"]
-    preprocessing = Preprocessing(**config["preprocessing"])
     torch.set_num_threads(os.cpu_count() or 1)
+    return {"space": space, "train": train, "test": get_dataset("cifar10", DATA, "test"),
+            "preprocessing": Preprocessing(**config["preprocessing"]), "batch_size": options["batch_size"],
+            "lr": teacher.lr * options["batch_size"] / 128, "seed": options["seed"],
+            "warmup_steps": round(teacher.warmup_epochs * steps_per_epoch),
+            "crop_padding": crop_padding(options["schedule"])}
+
+
+def train_alone(results: dict, setup: dict, entry: dict) -> dict:
+    """One subnet of the run trained alone from fresh weights; its test accuracy beside the supernet's."""
+    from hwnas.space import Arch
+    from hwnas.train import accuracy, train_standalone
+
     arch = Arch.from_dict(entry["arch"])
-    alone = train_standalone(space, arch, train, preprocessing, steps=results["steps"],
-                             lr=teacher.lr * options["batch_size"] / 128, batch_size=options["batch_size"],
-                             warmup_steps=round(teacher.warmup_epochs * steps_per_epoch),
-                             crop_padding=crop_padding(options["schedule"]), seed=options["seed"])
+    alone = train_standalone(setup["space"], arch, setup["train"], setup["preprocessing"], steps=results["steps"],
+                             lr=setup["lr"], batch_size=setup["batch_size"], warmup_steps=setup["warmup_steps"],
+                             crop_padding=setup["crop_padding"], seed=setup["seed"])
     return {"name": entry["name"], "arch": entry["arch"], "r": arch.r, "macs": entry["macs"],
-            "supernet": entry["test_acc"], "standalone": accuracy(alone.subnet, test, preprocessing, arch.r),
+            "supernet": entry["test_acc"],
+            "standalone": accuracy(alone.subnet, setup["test"], setup["preprocessing"], arch.r),
             "steps": alone.steps, "standalone_s": alone.wall_s, "measured_on": measured_on()}
 
 

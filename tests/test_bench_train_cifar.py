@@ -96,12 +96,13 @@ def _run_results(steps: int = 1000) -> dict:
 def test_baselines_are_kept_and_reported_again_until_the_run_changes(train_cifar, tmp_path, monkeypatch):
     trained = []
 
-    def fake_alone(results, out, entry):
+    def fake_alone(results, setup, entry):
         trained.append(entry["name"])
         return {"name": entry["name"], "arch": entry["arch"], "r": entry["arch"]["r"], "macs": entry["macs"],
                 "supernet": entry["test_acc"], "standalone": 0.9, "steps": results["steps"], "standalone_s": 5.0}
 
     monkeypatch.setattr(train_cifar, "train_alone", fake_alone)
+    monkeypatch.setattr(train_cifar, "standalone_setup", lambda out: {})  # no dataset read in this test
     rows = train_cifar.standalone_rows(_run_results(), tmp_path, ["largest", "smallest"])
     assert trained == ["smallest", "largest"] and [r["name"] for r in rows] == ["smallest", "largest"]
     rows = train_cifar.standalone_rows(_run_results(), tmp_path, [])  # reported from standalone.json, not retrained
