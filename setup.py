@@ -6,7 +6,7 @@ from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
 SOURCES = ["csrc/errors.cpp", "csrc/json.cpp", "csrc/latency_table.cpp", "csrc/predictor.cpp", "csrc/variation.cpp",
-           "csrc/bindings.cpp"]
+           "csrc/depthwise.cpp", "csrc/bindings.cpp"]
 extra_compile_args = ["-O3", "-fvisibility=hidden"]
 if sys.platform != "win32" and os.environ.get("HWNAS_NATIVE_ARCH") == "1":
     extra_compile_args.append("-march=native")  # opt-in: wheels must stay portable

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "depthwise.h"
 #include "json.h"
 #include "latency_table.h"
 #include "predictor.h"
@@ -297,6 +298,37 @@ py::tuple variation_repair(const hwnas::Variation& v, const py::object& genes_in
 }
 
 // ---------------------------------------------------------------------------------------------
+// Training kernels
+
+CArray<float> float32_nhwc(const char* name, const py::object& obj) {
+  const auto a = CArray<float>::ensure(as_array(name, obj));
+  if (!a) throw py::value_error(std::string(name) + " must be convertible to float32");
+  if (a.ndim() != 4) throw py::value_error(std::string(name) + " must be 4-D [N, H, W, C], got shape " + shape_text(a));
+  return a;
+}
+
+py::array_t<float> depthwise_weight_grad(const py::object& input_in, const py::object& grad_out_in, int64_t kernel,
+                                         int64_t stride, int64_t padding, int threads) {
+  const auto input = float32_nhwc("input", input_in), grad_out = float32_nhwc("grad_out", grad_out_in);
+  const hwnas::DepthwiseShape shape{input.shape(0), input.shape(1), input.shape(2), input.shape(3),
+                                    kernel, stride, padding, grad_out.shape(1), grad_out.shape(2)};
+  if (grad_out.shape(0) != shape.batch || grad_out.shape(3) != shape.channels) {
+    throw py::value_error("grad_out shape " + shape_text(grad_out) + " must match input " + shape_text(input) +
+                          " in batch and channels");
+  }
+  hwnas::check_depthwise_shape(shape);
+  py::array_t<float> out({shape.channels, kernel, kernel});
+  const float* x = input.data();
+  const float* g = grad_out.data();
+  float* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    hwnas::depthwise_weight_grad(x, g, dst, shape, threads);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors
 
 void raise_key_error(const hwnas::MissingKeysError& e) {
@@ -324,7 +356,7 @@ void translate_errors(std::exception_ptr p) {
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "hwnas native core: latency tables and the compiled latency predictor.";
+  m.doc() = "hwnas native core: latency tables, the compiled latency predictor and a training kernel.";
   py::register_exception_translator(translate_errors);
 
   py::class_<LatencyTable>(m, "Table", "Latency statistics per op key, with metadata and a versioned JSON file.")
@@ -415,4 +447,8 @@ PYBIND11_MODULE(_C, m) {
            py::arg("repair_rounds"), py::arg("repair_min_step"))
       .def("children", &variation_children, py::arg("parents"), py::arg("seed"))
       .def("repair", &variation_repair, py::arg("genes"), py::arg("runs"), py::arg("seed"));
+
+  m.def("depthwise_weight_grad", &depthwise_weight_grad, py::arg("input"), py::arg("grad_out"), py::arg("kernel"),
+        py::arg("stride"), py::arg("padding"), py::arg("threads") = 1,
+        "Weight gradient [C, K, K] of a depthwise convolution from its NHWC float32 input and output gradient.");
 }

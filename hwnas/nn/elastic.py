@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..space.signature import OpSignature, se_channels
+from .depthwise import depthwise_conv2d
 from .materialize import bn_prototype, conv_prototype, copy_module, copy_prefix, stamp
 from .ops import init_conv_
 from .static_blocks import InvertedResidual, MBConvBlock
@@ -95,7 +96,7 @@ class ElasticDepthwiseConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels, kernel = x.size(1), self.active_kernel
-        return F.conv2d(x, self.active_weight(channels, kernel), None, self.stride, kernel // 2, 1, channels)
+        return depthwise_conv2d(x, self.active_weight(channels, kernel), self.stride, kernel // 2)
 
     def to_static(self, channels: int, kernel: int) -> nn.Conv2d:
         """An ``nn.Conv2d`` (groups = channels) holding a copy of the active weights."""
