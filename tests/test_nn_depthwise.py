@@ -83,3 +83,28 @@ def test_native_weight_grad_switch_restores_the_setting() -> None:
     with depthwise.native_weight_grad(False):
         assert depthwise_conv2d(x, weight, 1, 2).grad_fn.name() != "_NativeGradDepthwiseBackward"
     assert depthwise_conv2d(x, weight, 1, 2).grad_fn.name() == "_NativeGradDepthwiseBackward"
+
+
+def test_static_block_trains_through_the_native_gradient_and_exports_the_plain_layer(monkeypatch) -> None:
+    """A subnet trained alone gets the same gradients either way; in eval mode the block runs its nn.Conv2d."""
+    from hwnas.nn import MBConvBlock, depthwise
+    native_calls = []
+    real = depthwise._C.depthwise_weight_grad
+    monkeypatch.setattr(depthwise._C, "depthwise_weight_grad", lambda *a: native_calls.append(1) or real(*a))
+    torch.manual_seed(0)
+    block = MBConvBlock.create(16, 48, 24, 7, 2, se=True, act="h_swish").train()
+    x = torch.randn(4, 16, 12, 12)
+    grads = []
+    for native in (False, True):
+        block.zero_grad()
+        with depthwise.native_weight_grad(native):
+            out = block(x)
+        out.square().sum().backward()
+        grads.append(block.dw_conv.weight.grad.clone())
+        assert len(native_calls) == int(native)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-4)
+    block.eval()
+    calls = []
+    block.dw_conv.register_forward_hook(lambda *args: calls.append(1))
+    block(x)
+    assert calls == [1]

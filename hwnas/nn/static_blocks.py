@@ -12,6 +12,7 @@ from torch import nn
 
 from ..space.signature import OpSignature, se_channels
 from ..space.utils import ceil_div
+from .depthwise import depthwise_conv2d
 from .ops import get_act
 
 CONV_KINDS = ("Conv", "Conv_1", "Conv_2")
@@ -76,16 +77,29 @@ class InvertedResidual(nn.Module):
         out = x
         if self.expand_conv is not None:
             out = self.act_fn(self.expand_bn(self.expand_conv(out)))
-        out = self.act_fn(self.dw_bn(self.dw_conv(out)))
+        out = self.act_fn(self.dw_bn(self.depthwise(out)))
         if self.se_reduce is not None:
             scale = self.se_expand(F.relu(self.se_reduce(out.mean((2, 3), keepdim=True))))
             out = out * F.hardsigmoid(scale)
         out = self.project_bn(self.project_conv(out))
         return out + x if self.residual else out
 
+    def depthwise(self, x: torch.Tensor) -> torch.Tensor:
+        """The depthwise conv layer on ``x`` (a subclass may route it through a faster gradient)."""
+        return self.dw_conv(x)
+
 
 class MBConvBlock(InvertedResidual):
     """The static ``expanded_conv`` op: an inverted residual made of ordinary conv and BN layers."""
+
+    def depthwise(self, x: torch.Tensor) -> torch.Tensor:
+        """In training, the conv with the native core's weight gradient (as the supernet's): a subnet trained
+        alone then steps as fast as the supernet does; in eval mode (export, inference) the layer itself."""
+        dw = self.dw_conv
+        plain = (not self.training or dw.bias is not None or dw.padding_mode != "zeros" or dw.dilation != (1, 1)
+                 or not isinstance(dw.padding, tuple) or len(set(dw.padding)) != 1 or len(set(dw.stride)) != 1
+                 or not dw.groups == dw.in_channels == dw.out_channels)
+        return dw(x) if plain else depthwise_conv2d(x, dw.weight, dw.stride[0], dw.padding[0])
 
     @classmethod
     def create(cls, in_channels: int, mid_channels: int, out_channels: int, kernel: int, stride: int,
