@@ -14,11 +14,17 @@ namespace {
 // Channels per vector block: one AVX-512 register, two AVX2 ones.
 constexpr int64_t kLanes = 16;
 
-// One image's share of the sum for K x K kernels, over the channel blocks of a worker's buffers.
-// `padded` is the image zero-padded to [Hp, Wp, Cw], `grad_out` its output gradient as [Ho, Wo, Cw]
-// and `acc` the running sums as [K, K, Cw] (Cw a multiple of kLanes). For each kernel row the K sums
-// of a channel block stay in registers over the whole image: one load of the input per multiply-add.
-// kLanes floats as one value: GCC lowers it to whatever vector registers the target has.
+// Any kernel size and any channels: the plain sum (used where the vector path below does not apply).
+void image_any(const float* image, const float* grad_out, float* acc, const DepthwiseShape& s, int64_t c0,
+               int64_t c1);
+
+#if defined(__GNUC__)  // GCC and Clang: vector extensions
+#define HWNAS_VECTOR_PATH 1
+// Lanes values only pass between inlined internal functions, so GCC's note that returning one changes the
+// ABI without AVX-512 does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+// kLanes floats as one value: the compiler lowers it to whatever vector registers the target has.
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
 typedef float UnalignedLanes __attribute__((vector_size(kLanes * sizeof(float)), aligned(4), may_alias));
 
@@ -69,7 +75,27 @@ __attribute__((always_inline)) inline void image_block(const float* image, const
   }
 }
 
-// Any other kernel size, and channels left over after the last whole block: the plain sum.
+// On x86-64 Linux, built for several instruction sets and picked at load time (an ifunc): portable builds
+// still use AVX2/AVX-512 where the CPU has them.
+#if defined(__x86_64__) && defined(__linux__)
+#define HWNAS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define HWNAS_CLONES
+#endif
+HWNAS_CLONES void image_block_3(const float* x, const float* g, float* a, const DepthwiseShape& s, int64_t c0) {
+  image_block<3>(x, g, a, s, c0);
+}
+HWNAS_CLONES void image_block_5(const float* x, const float* g, float* a, const DepthwiseShape& s, int64_t c0) {
+  image_block<5>(x, g, a, s, c0);
+}
+HWNAS_CLONES void image_block_7(const float* x, const float* g, float* a, const DepthwiseShape& s, int64_t c0) {
+  image_block<7>(x, g, a, s, c0);
+}
+#undef HWNAS_CLONES
+#else
+#define HWNAS_VECTOR_PATH 0
+#endif  // defined(__GNUC__)
+
 void image_any(const float* image, const float* grad_out, float* acc, const DepthwiseShape& s, int64_t c0,
                int64_t c1) {
   const int64_t K = s.kernel, C = s.channels;
@@ -90,28 +116,16 @@ void image_any(const float* image, const float* grad_out, float* acc, const Dept
     }
 }
 
-// Built for several instruction sets and picked at load time: portable builds still use AVX2/AVX-512.
-#define HWNAS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-HWNAS_CLONES void image_block_3(const float* x, const float* g, float* a, const DepthwiseShape& s, int64_t c0) {
-  image_block<3>(x, g, a, s, c0);
-}
-HWNAS_CLONES void image_block_5(const float* x, const float* g, float* a, const DepthwiseShape& s, int64_t c0) {
-  image_block<5>(x, g, a, s, c0);
-}
-HWNAS_CLONES void image_block_7(const float* x, const float* g, float* a, const DepthwiseShape& s, int64_t c0) {
-  image_block<7>(x, g, a, s, c0);
-}
-#undef HWNAS_CLONES
-
 // Adds the gradient of channels [first, last) over the whole batch to `acc` ([K, K, C], zeroed).
 void channel_range(const float* input, const float* grad_out, float* acc, const DepthwiseShape& s, int64_t first,
                    int64_t last) {
-  const int64_t blocked = (s.kernel == 3 || s.kernel == 5 || s.kernel == 7) ? first + (last - first) / kLanes * kLanes
-                                                                          : first;
+  const bool vector = HWNAS_VECTOR_PATH && (s.kernel == 3 || s.kernel == 5 || s.kernel == 7);
+  const int64_t blocked = vector ? first + (last - first) / kLanes * kLanes : first;
   const int64_t image_size = s.height * s.width * s.channels, out_size = s.out_height * s.out_width * s.channels;
   for (int64_t n = 0; n < s.batch; ++n) {
     const float* x = input + n * image_size;
     const float* g = grad_out + n * out_size;
+#if HWNAS_VECTOR_PATH
     for (int64_t c0 = first; c0 < blocked; c0 += kLanes) {
       switch (s.kernel) {
         case 3: image_block_3(x, g, acc, s, c0); break;
@@ -119,6 +133,7 @@ void channel_range(const float* input, const float* grad_out, float* acc, const 
         default: image_block_7(x, g, acc, s, c0);
       }
     }
+#endif
     if (blocked < last) image_any(x, g, acc, s, blocked, last);
   }
 }

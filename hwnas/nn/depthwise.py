@@ -1,11 +1,11 @@
 """Depthwise convolution whose weight gradient on CPU comes from the native core.
 
-oneDNN computes the weight gradient of a 5×5 or 7×7 depthwise convolution 7-16× slower than the
-forward pass of the same convolution (a 96-channel 16×16 batch of 64: ~16 ms against ~1.4 ms on a
-2-core Xeon), so on CPU it took most of a supernet training step. ``hwnas._C.depthwise_weight_grad``
+oneDNN computes the weight gradient of a 5×5 or 7×7 depthwise convolution far slower than the forward
+pass of the same convolution (a 96-channel 16×16 batch of 64: ~16 ms against ~1.4 ms on a 2-core Xeon),
+so on CPU it took most of a supernet training step. ``hwnas._C.depthwise_weight_grad``
 (csrc/depthwise.cpp) computes the same sum over channels-last tensors with the channels vectorised; the
 input gradient stays with PyTorch (already fast). 3×3 kernels, other devices and dtypes, and calls
-without a weight gradient go through plain ``F.conv2d``: there PyTorch is as fast or the kernel does
+without a weight gradient go through plain ``F.conv2d``: there PyTorch is faster or the kernel does
 not apply. ``native_weight_grad(False)`` switches the native path off (to compare, or to rule it out);
 ``benchmarks/depthwise_grad.py`` measures both side by side.
 """
