@@ -16,7 +16,8 @@ Heavy (the quick schedule takes up to 30 min on 2 cores, the standalone baseline
    phase LR, cosine, same warm-up), no distillation. Each finished baseline is kept in OUT/standalone.json
    and reported again by later calls, so that baselines longer than one session (the standard schedule's
    largest takes about as long as the supernet run) can be trained one per call with ``--standalone NAME``;
-   a baseline already kept is not trained again.
+   a baseline already kept is not trained again. A baseline in training checkpoints to
+   OUT/standalone-NAME/ every 500 steps: the same command after a kill continues it there.
 ``--from-run DIR`` skips step 1 and reports the run this script (or ``hwnas train``) already made in DIR,
 with the wall time that run recorded itself. ``--resume`` continues a run that was killed (its machine
 taken back mid-run) from its last checkpoint; the section then says it ran in segments, and on which machines.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -113,8 +115,10 @@ def standalone_rows(results: dict, out: Path, names: list[str]) -> list[dict]:
     to_train = [name for name in entries if name in names and name not in fresh]
     setup = standalone_setup(out) if to_train else None  # the dataset is read once, and only when needed
     for name in to_train:
-        fresh[name] = train_alone(results, setup, entries[name])
+        checkpoint = out / f"standalone-{name}"
+        fresh[name] = train_alone(results, setup, entries[name], checkpoint)
         write_json_atomic(cache_path, fresh)
+        shutil.rmtree(checkpoint, ignore_errors=True)  # kept in standalone.json now
     return [fresh[name] for name in entries if name in fresh]
 
 
@@ -141,19 +145,26 @@ def standalone_setup(out: Path) -> dict:
             "crop_padding": crop_padding(options["schedule"])}
 
 
-def train_alone(results: dict, setup: dict, entry: dict) -> dict:
-    """One subnet of the run trained alone from fresh weights; its test accuracy beside the supernet's."""
+def train_alone(results: dict, setup: dict, entry: dict, checkpoint: Path) -> dict:
+    """One subnet of the run trained alone from fresh weights (resumed from ``checkpoint`` if killed before);
+    its test accuracy beside the supernet's."""
     from hwnas.space import Arch
     from hwnas.train import accuracy, train_standalone
 
     arch = Arch.from_dict(entry["arch"])
     alone = train_standalone(setup["space"], arch, setup["train"], setup["preprocessing"], steps=results["steps"],
                              lr=setup["lr"], batch_size=setup["batch_size"], warmup_steps=setup["warmup_steps"],
-                             crop_padding=setup["crop_padding"], seed=setup["seed"])
+                             crop_padding=setup["crop_padding"], seed=setup["seed"], checkpoint_dir=checkpoint)
     return {"name": entry["name"], "arch": entry["arch"], "r": arch.r, "macs": entry["macs"],
             "supernet": entry["test_acc"],
             "standalone": accuracy(alone.subnet, setup["test"], setup["preprocessing"], arch.r),
-            "steps": alone.steps, "standalone_s": alone.wall_s, "measured_on": measured_on()}
+            "steps": alone.steps, "standalone_s": alone.wall_s, "segments": alone.segments,
+            "measured_on": measured_on()}
+
+
+def sittings(row: dict) -> str:
+    """How many resumed parts a baseline's training time adds up from, when more than one."""
+    return f" ({row['segments']} sittings)" if row.get("segments", 1) > 1 else ""
 
 
 def phase_times_line(log_rows: list[dict]) -> str:
@@ -230,7 +241,7 @@ def section(schedule: str, nproc: int, results: dict, wall: float, load: list[fl
         for row in rows:
             lines.append(f"| {row['name']} | {row['r']} | {row['macs'] / 1e6:.1f} M | {row['supernet']:.2%} | "
                          f"{row['standalone']:.2%} | {100 * (row['supernet'] - row['standalone']):+.2f} pts | "
-                         f"{row['standalone_s'] / 60:.1f} min |")
+                         f"{row['standalone_s'] / 60:.1f} min{sittings(row)} |")
         missing = [s["name"] for s in results["subnets"] if s["name"] not in {row["name"] for row in rows}]
         if missing:
             lines.append(f"\nNot trained alone yet: {', '.join(missing)} (`--from-run DIR --standalone NAME`).")

@@ -96,7 +96,8 @@ def _run_results(steps: int = 1000) -> dict:
 def test_baselines_are_kept_and_reported_again_until_the_run_changes(train_cifar, tmp_path, monkeypatch):
     trained = []
 
-    def fake_alone(results, setup, entry):
+    def fake_alone(results, setup, entry, checkpoint):
+        assert checkpoint == tmp_path / f"standalone-{entry['name']}"
         trained.append(entry["name"])
         return {"name": entry["name"], "arch": entry["arch"], "r": entry["arch"]["r"], "macs": entry["macs"],
                 "supernet": entry["test_acc"], "standalone": 0.9, "steps": results["steps"], "standalone_s": 5.0}
@@ -118,5 +119,8 @@ def test_baselines_are_kept_and_reported_again_until_the_run_changes(train_cifar
     text = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], rows, [], "Measured on x.", [])
     assert "| smallest | 24 | 1.0 M | 80.00% | 90.00% | -10.00 pts | 0.1 min |" in text
     assert "Not trained alone yet" not in text
+    resumed = [{**rows[0], "segments": 3}]
+    text = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], resumed, [], "Measured on x.", [])
+    assert "| -10.00 pts | 0.1 min (3 sittings) |" in text
     text = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], rows[:1], [], "Measured on x.", [])
     assert "Not trained alone yet: middle, largest (`--from-run DIR --standalone NAME`)." in text

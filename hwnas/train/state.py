@@ -84,6 +84,20 @@ def commit_state(folder: str | os.PathLike[str], step: int, world_size: int, ten
     return index
 
 
+def momentum_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """The optimiser's momentum buffers as checkpoint tensors, ``optim.<param index>.momentum_buffer``."""
+    return {f"optim.{index}.momentum_buffer": state["momentum_buffer"]
+            for index, state in optimizer.state_dict()["state"].items() if state.get("momentum_buffer") is not None}
+
+
+def load_momentum(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Put the buffers :func:`momentum_tensors` saved (found among ``tensors``) back into a fresh ``optimizer``."""
+    state = optimizer.state_dict()
+    state["state"] = {int(k.split(".")[1]): {"momentum_buffer": v.to(device)} for k, v in tensors.items()
+                      if k.startswith("optim.")}
+    optimizer.load_state_dict(state)
+
+
 def load_state(folder: str | os.PathLike[str], rank: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     """``(tensors, meta, rank_state)`` of the checkpoint in ``folder``; ValueError naming the file if unusable."""
     folder = Path(folder)

@@ -48,7 +48,7 @@ from ..nn.supernet import OFAMobileNetV3
 from ..space.arch import Arch
 from .distributed import barrier
 from .schedule import Phase
-from .state import commit_state, load_state, save_rank_state
+from .state import commit_state, load_momentum, load_state, momentum_tensors, save_rank_state
 
 LOG_FIELDS = ("phase", "epoch", "step", "phase_step", "lr", "loss", "seconds")
 PhaseEndHook = Callable[[Phase, OFAMobileNetV3], None]
@@ -312,9 +312,7 @@ class Trainer:
             if self.teacher is not None:
                 tensors.update({f"teacher.{k}": v for k, v in self.teacher.state_dict().items()})
             if self.optimizer is not None and self.phase_started:
-                for index, state in self.optimizer.state_dict()["state"].items():
-                    if state.get("momentum_buffer") is not None:
-                        tensors[f"optim.{index}.momentum_buffer"] = state["momentum_buffer"]
+                tensors.update(momentum_tensors(self.optimizer))
             meta = {**self._identity(), "phase_index": self.phase_index, "phase_step": self.phase_step,
                     "global_step": self.global_step, "phase_started": self.phase_started,
                     "elapsed_s": self.elapsed, "sampler": self.rng.bit_generator.state}
@@ -337,10 +335,7 @@ class Trainer:
         self.global_step, self.phase_started, self.elapsed = meta["global_step"], meta["phase_started"], meta["elapsed_s"]
         if self.phase_started:
             self.optimizer = self._make_optimizer(self.schedule[self.phase_index])
-            state = self.optimizer.state_dict()
-            state["state"] = {int(k.split(".")[1]): {"momentum_buffer": v.to(self.device)} for k, v in tensors.items()
-                              if k.startswith("optim.")}
-            self.optimizer.load_state_dict(state)
+            load_momentum(self.optimizer, tensors, self.device)
         self.rng.bit_generator.state = meta["sampler"]
         torch.set_rng_state(rank_state["torch_rng"])
         if "cuda_rng" in rank_state and self.device.type == "cuda":
