@@ -7,6 +7,7 @@ Heavy (the quick schedule takes up to 30 min on 2 cores, the standalone baseline
     python benchmarks/train_cifar.py [--schedule quick|standard] [--nproc 2] [--no-standalone] [--from-run DIR]
     python benchmarks/train_cifar.py --schedule standard --nproc 2 --out DIR --resume   # after a kill
     python benchmarks/train_cifar.py --from-run DIR --standalone smallest               # one baseline at a time
+    python benchmarks/train_cifar.py --schedule standard --epochs 12,3,1,3,1,16 ...     # its epochs spent otherwise
 
 1. ``hwnas train`` on ../shared/data/cifar10 (under ``torchrun`` with ``--nproc`` > 1), timed by the wall
    clock of the whole command: data loading, training, per-phase evaluation, BN recalibration, test.
@@ -43,7 +44,8 @@ GOALS = {"quick": {"wall_s": 1800, "largest": 0.70, "smallest": 0.60},
          "standard": {"wall_s": 3 * 3600, "largest": 0.85, "smallest": 0.78}}
 
 
-def run_training(schedule: str, nproc: int, out: Path, resume: bool = False) -> tuple[dict, float, list[float], str, int]:
+def run_training(schedule: str, nproc: int, out: Path, resume: bool = False,
+                 epochs: str | None = None) -> tuple[dict, float, list[float], str, int]:
     """Run (or, with ``resume``, continue) ``hwnas train``; its wall clock, load and machine go to OUT/bench.json.
 
     Every call is one segment, recorded in OUT/segments.json before it starts, so that a segment killed
@@ -55,6 +57,7 @@ def run_training(schedule: str, nproc: int, out: Path, resume: bool = False) -> 
 
     command = ["-m", "hwnas", "train", "--data-dir", str(DATA), "--schedule", schedule, "--out", str(out)]
     command += ["--resume"] if resume else []
+    command += ["--epochs", epochs] if epochs else []
     segments_path = out / "segments.json"
     segments = json.loads(segments_path.read_text()) if resume and segments_path.exists() else []
     at = json.loads((out / "checkpoint" / "state.json").read_text()) if resume else {"global_step": 0, "elapsed_s": 0.0}
@@ -203,16 +206,23 @@ def phase_holdout_line(phase_eval: list[dict]) -> str:
     return "Holdout accuracy after each phase (BN recalibrated): " + "; ".join(one(r) for r in phase_eval) + ".\n"
 
 
+def epochs_override(options: dict) -> str:
+    """The ``--epochs`` a run replaced its schedule's epochs with, as typed ('' when it kept them)."""
+    return ",".join(f"{e:g}" for e in options["epochs"]) if options.get("epochs") else ""
+
+
 def section(schedule: str, nproc: int, results: dict, wall: float, load: list[float], rows: list[dict],
             phases: list[dict], measured: str, phase_eval: list[dict], segments: int = 1,
-            log_rows: list[dict] | None = None) -> str:
+            log_rows: list[dict] | None = None, epochs: str = "") -> str:
     goal = GOALS[schedule]
     accuracy = {s["name"]: s["test_acc"] for s in results["subnets"]}
     met = (wall <= goal["wall_s"] and accuracy["largest"] >= goal["largest"] and accuracy["smallest"] >= goal["smallest"])
     how = f"`torchrun --nproc-per-node {nproc}`" if nproc > 1 else "one process"
     lines = [
-        f"## Progressive shrinking on CIFAR-10, `{schedule}` schedule (`benchmarks/train_cifar.py`)\n",
-        f"`hwnas train --data-dir ../shared/data/cifar10 --space {results['space']} --schedule {schedule}`, {how}; "
+        f"## Progressive shrinking on CIFAR-10, `{schedule}` schedule{f', epochs {epochs}' if epochs else ''} "
+        "(`benchmarks/train_cifar.py`)\n",
+        f"`hwnas train --data-dir ../shared/data/cifar10 --space {results['space']} --schedule {schedule}"
+        f"{f' --epochs {epochs}' if epochs else ''}`, {how}; "
         f"{results['dataset']['train']:,} training images "
         f"({results['dataset']['holdout_bn'] + results['dataset']['holdout_val']:,} held out), "
         f"{results['dataset']['test']:,} test images, {results['steps']:,} steps of batch 128. "
@@ -260,6 +270,7 @@ def main() -> int:
     parser.add_argument("--out", help="run folder (default runs/bench/train-SCHEDULE)")
     parser.add_argument("--from-run", help="report this finished run instead of training again")
     parser.add_argument("--resume", action="store_true", help="continue the killed run in --out from its checkpoint")
+    parser.add_argument("--epochs", help="hwnas train --epochs: the six phases' epochs, comma-separated (its own section)")
     args = parser.parse_args()
     if not (DATA / "cifar10_train.npz").is_file():
         print(f"## Progressive shrinking on CIFAR-10\n\nSkipped: {DATA} is missing.\n")
@@ -280,20 +291,22 @@ def main() -> int:
         if (out / "checkpoint").exists() != args.resume:
             raise SystemExit(f"{out} holds an earlier run; remove it, pass --out, or --resume it" if not args.resume
                              else f"--resume: {out} holds no checkpoint to continue")
-        results, wall, load, measured, segments = run_training(args.schedule, args.nproc, out, args.resume)
+        results, wall, load, measured, segments = run_training(args.schedule, args.nproc, out, args.resume, args.epochs)
     from hwnas.atomic import write_text_atomic
     from hwnas.train.plots import read_log
 
     names = [] if args.no_standalone else [n for n in args.standalone.split(",") if n]
     rows = standalone_rows(results, out, names)
-    phases = json.loads((out / "config.json").read_text())["schedule"]
+    config = json.loads((out / "config.json").read_text())
+    phases, epochs = config["schedule"], epochs_override(config["options"])
     phase_eval_path = out / "phase_eval.json"
     phase_eval = json.loads(phase_eval_path.read_text()) if phase_eval_path.exists() else []
     log_rows = read_log(out / "log.csv") if (out / "log.csv").exists() else []
     text = section(args.schedule, args.nproc, results, wall, load, rows, phases, measured, phase_eval, segments,
-                   log_rows)
+                   log_rows, epochs)
     SECTIONS.mkdir(exist_ok=True)
-    write_text_atomic(SECTIONS / f"train_cifar-{args.schedule}.md", text + "\n")
+    suffix = f"-epochs-{epochs.replace(',', '-')}" if epochs else ""
+    write_text_atomic(SECTIONS / f"train_cifar-{args.schedule}{suffix}.md", text + "\n")
     print(text)
     return 0
 

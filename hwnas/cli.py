@@ -161,6 +161,16 @@ def _cmd_lut_import_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _epochs(text: str) -> tuple[float, ...]:
+    """``--epochs 12,3,1,3,1,16``: one positive number per phase (argparse reports a bad one with its value)."""
+    from .train.schedule import check_epochs
+
+    try:
+        return check_epochs([float(part) for part in text.split(",")])
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -170,7 +180,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     out = args.out or f"runs/train/{args.space}-{args.schedule}"
     options = TrainOptions(
-        out=out, data=args.data, data_dir=args.data_dir, space=args.space, schedule=args.schedule,
+        out=out, data=args.data, data_dir=args.data_dir, space=args.space, schedule=args.schedule, epochs=args.epochs,
         batch_size=args.batch_size, holdout=args.holdout, bn_images=args.bn_images, seed=args.seed,
         device=args.device, resume=args.resume, checkpoint_every=args.checkpoint_every,
         max_steps_per_phase=args.max_steps_per_phase, extra={"argv": sys.argv[1:]},
@@ -306,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-dir", help="folder holding the dataset (default: the CIFAR-10 subset shipped with hwnas)")
     train.add_argument("--space", default="tiny-mbv3", choices=list_spaces())
     train.add_argument("--schedule", default="quick", choices=["quick", "standard"])
+    train.add_argument("--epochs", type=_epochs, help="epochs of the six phases, comma-separated "
+                       "(teacher,kernel,depth-1,depth-2,expand-1,expand-2), replacing the schedule's")
     train.add_argument("--out", help="run folder (default runs/train/SPACE-SCHEDULE)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--batch-size", type=int, default=128, help="global batch, split over torchrun ranks (default 128)")

@@ -70,6 +70,12 @@ def test_the_section_says_when_the_wall_clock_is_an_estimate(train_cifar):
     assert "(largest + smallest + uniform), bounds at the extreme resolutions, in-place KD from the largest." in text
     single = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], [], phases, "Measured on x.", [])
     assert "Wall clock of the whole command: **13.3 min**" in single
+    assert single.startswith("## Progressive shrinking on CIFAR-10, `standard` schedule (`benchmarks/")
+    moved = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], [], phases, "Measured on x.", [],
+                                epochs=train_cifar.epochs_override({"epochs": [12.0, 3.0, 1.0, 3.0, 1.0, 16.5]}))
+    assert moved.startswith("## Progressive shrinking on CIFAR-10, `standard` schedule, epochs 12,3,1,3,1,16.5 (")
+    assert "--schedule standard --epochs 12,3,1,3,1,16.5`" in moved
+    assert train_cifar.epochs_override({"epochs": None}) == train_cifar.epochs_override({}) == ""
 
 
 def test_segments_on_one_kind_of_machine_name_it_once(train_cifar):

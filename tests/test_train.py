@@ -49,6 +49,17 @@ def test_schedule_phases_follow_progressive_shrinking(space, name):
         Phase("empty", 0, 0.1, ks=(3,), expand=(6,), depth=(4,))
 
 
+def test_epochs_override_keeps_everything_else_of_the_schedule(space):
+    own = make_schedule(space, "standard")
+    moved = make_schedule(space, "standard", (12, 3, 1, 3, 1, 16))
+    assert [p.epochs for p in moved] == [12, 3, 1, 3, 1, 16]
+    assert [replace(p, epochs=30) for p in moved] == [replace(p, epochs=30) for p in own]
+    with pytest.raises(ValueError, match=r"give 6 numbers, one per phase \(teacher, kernel"):
+        make_schedule(space, "standard", (12, 24))
+    with pytest.raises(ValueError, match="-1.0 is not a positive number of epochs"):
+        make_schedule(space, "standard", (12, 3, 1, -1, 1, 16))
+
+
 def test_sandwich_bounds_come_first_every_step(space):
     sandwich = Phase("last", 1, 0.05, ks=space.ks, expand=space.expand, depth=space.depth, subnets_per_step=3,
                      with_largest=True, with_smallest=True)

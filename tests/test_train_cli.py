@@ -66,6 +66,9 @@ def test_train_writes_supernet_results_log_and_plot_then_resumes(toy_dir, tmp_pa
 def test_train_refuses_bad_options_with_the_value_named(toy_dir, tmp_path, capsys):
     assert main(["train", "--data-dir", str(toy_dir), "--out", str(tmp_path / "a"), *SMOKE, "--holdout", "1.5"]) == 2
     assert "holdout=1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--data-dir", str(toy_dir), "--out", str(tmp_path / "c"), "--epochs", "1,2,3"])
+    assert "'1,2,3': epochs=[1.0, 2.0, 3.0]: give 6 numbers" in capsys.readouterr().err
     assert main(["train", "--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "b")]) == 2
     assert "does not exist" in capsys.readouterr().err
 

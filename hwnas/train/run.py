@@ -41,6 +41,7 @@ class TrainOptions:
     data_dir: str | None = None
     space: str = "tiny-mbv3"
     schedule: str = "quick"
+    epochs: tuple[float, ...] | None = None  # one per phase, replacing the schedule's (None: the schedule's own)
     batch_size: int = BASE_BATCH       # global: split evenly over the ranks
     holdout: float = 0.1               # of the training images, class-stratified: BN recalibration + validation
     bn_images: int = 2000              # holdout images used to recalibrate BatchNorm before each evaluation
@@ -115,7 +116,7 @@ def train_supernet(options: TrainOptions) -> dict[str, Any]:
         out = Path(options.out)
         data, train = load_eval_data(data_source(options))
         space = get_space(options.space, num_classes=train.num_classes)
-        schedule = make_schedule(space, options.schedule)
+        schedule = make_schedule(space, options.schedule, options.epochs)
         torch.manual_seed(options.seed)
         model = OFAMobileNetV3(space, zero_init_residual=True).to(launch.device)
         augmentation = TrainTransform(data.preprocessing.mean, data.preprocessing.std,

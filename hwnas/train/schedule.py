@@ -8,6 +8,7 @@ widths keep the most important channels. Resolution is sampled per batch from th
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from ..space.arch import Arch
 from ..space.base import SearchSpace
 
 SCHEDULES = ("quick", "standard")
+PHASE_NAMES = ("teacher", "kernel", "depth-1", "depth-2", "expand-1", "expand-2")
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,17 @@ _SETTINGS = {
 }
 
 
+def check_epochs(epochs: Sequence[float]) -> tuple[float, ...]:
+    """``epochs`` as one positive, finite number per phase, or a ValueError naming what is wrong."""
+    values = tuple(float(e) for e in epochs)
+    if len(values) != len(PHASE_NAMES):
+        raise ValueError(f"epochs={list(epochs)}: give {len(PHASE_NAMES)} numbers, one per phase ({', '.join(PHASE_NAMES)})")
+    bad = [e for e in values if not (math.isfinite(e) and e > 0)]
+    if bad:
+        raise ValueError(f"epochs={list(epochs)}: {bad[0]} is not a positive number of epochs")
+    return values
+
+
 def crop_padding(name: str) -> int:
     """Random-crop padding (pixels) the schedule ``name`` trains with; horizontal flips are always on."""
     if name not in _SETTINGS:
@@ -156,19 +169,22 @@ def crop_padding(name: str) -> int:
     return int(_SETTINGS[name]["crop_padding"])
 
 
-def make_schedule(space: SearchSpace, name: str = "quick") -> list[Phase]:
+def make_schedule(space: SearchSpace, name: str = "quick", epochs: Sequence[float] | None = None) -> list[Phase]:
     """OFA's phases for ``space``: teacher → kernel → depth (2 stages) → expand (2 stages).
 
     Every phase after the teacher distils from it (``kd_ratio`` 1, as OFA); channels are reorganised
     before the first expand phase; where the schedule says so, the last phase trains the largest and/or
     smallest subnet every step (at the space's extreme resolutions, distilling from the largest in place).
+    ``epochs`` (one per phase, in that order) replaces the schedule's own, to spend a budget differently.
     """
     if name not in _SETTINGS:
         raise ValueError(f"unknown schedule {name!r}; choose one of {list(SCHEDULES)}")
-    settings = _SETTINGS[name]
+    settings = dict(_SETTINGS[name])
+    if epochs is not None:
+        settings["epochs"] = check_epochs(epochs)
     ks, ex, dp = tuple(space.ks), tuple(space.expand), tuple(space.depth)
     big_k, big_e, big_d = (max(ks),), (max(ex),), (max(dp),)
-    specs = [  # name, ks, expand, depth, kd_ratio, reorganize_before
+    specs = [  # name, ks, expand, depth, kd_ratio, reorganize_before (names: PHASE_NAMES)
         ("teacher", big_k, big_e, big_d, 0.0, False),
         ("kernel", ks, big_e, big_d, 1.0, False),
         ("depth-1", ks, big_e, _top(dp, 2), 1.0, False),
