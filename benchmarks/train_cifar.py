@@ -98,6 +98,30 @@ def segments_line(segments: list[dict]) -> str:
 SUBNET_NAMES = ("smallest", "middle", "largest")
 
 
+FIT_IMAGES = 5000  # training images the fit check scores each subnet on
+
+
+def train_fit(out: Path, results: dict) -> dict[str, float]:
+    """Each reference subnet's accuracy on FIT_IMAGES of the run's own training images (seeded sample, no
+    augmentation, BN recalibrated as for the test). Beside the test accuracy it tells underfitting (both
+    low) from overfitting (a wide gap): what to change when a subnet falls short."""
+    import numpy as np
+    import torch
+
+    from hwnas.nn import load_supernet
+    from hwnas.space import Arch
+    from hwnas.train import subnet_accuracy
+    from hwnas.train.run import load_eval_data
+
+    config = json.loads((out / "config.json").read_text())
+    data, train = load_eval_data(config["data"], data_dir=str(DATA))
+    sample = train.subset(np.random.default_rng(0).choice(len(train), min(FIT_IMAGES, len(train)), replace=False))
+    torch.set_num_threads(os.cpu_count() or 1)
+    supernet = load_supernet(out / "supernet.safetensors")
+    return {s["name"]: subnet_accuracy(supernet, Arch.from_dict(s["arch"]), data.calibration, sample,
+                                       data.preprocessing) for s in results["subnets"]}
+
+
 def standalone_rows(results: dict, out: Path, names: list[str]) -> list[dict]:
     """The PS claim's baselines: ``names`` trained alone unless OUT/standalone.json already holds them.
 
@@ -213,7 +237,7 @@ def epochs_override(options: dict) -> str:
 
 def section(schedule: str, nproc: int, results: dict, wall: float, load: list[float], rows: list[dict],
             phases: list[dict], measured: str, phase_eval: list[dict], segments: int = 1,
-            log_rows: list[dict] | None = None, epochs: str = "") -> str:
+            log_rows: list[dict] | None = None, epochs: str = "", fit: dict[str, float] | None = None) -> str:
     goal = GOALS[schedule]
     accuracy = {s["name"]: s["test_acc"] for s in results["subnets"]}
     met = (wall <= goal["wall_s"] and accuracy["largest"] >= goal["largest"] and accuracy["smallest"] >= goal["smallest"])
@@ -233,11 +257,13 @@ def section(schedule: str, nproc: int, results: dict, wall: float, load: list[fl
         + (f"load average {load[0]:.2f} at start, {load[1]:.2f} at end. " if load[0] == load[0] else "")
         + f"{measured}\n",
         phases_line(phases) + phase_holdout_line(phase_eval) + phase_times_line(log_rows or []),
-        "| subnet | resolution | MACs | test accuracy (supernet, BN recalibrated) |",
-        "|---|---:|---:|---:|",
+        "| subnet | resolution | MACs | test accuracy (supernet, BN recalibrated) |"
+        + (f" accuracy on {FIT_IMAGES:,} of its training images |" if fit else ""),
+        "|---|---:|---:|---:|" + ("---:|" if fit else ""),
     ]
     for s in results["subnets"]:
-        lines.append(f"| {s['name']} | {s['arch']['r']} | {s['macs'] / 1e6:.1f} M | {s['test_acc']:.2%} |")
+        lines.append(f"| {s['name']} | {s['arch']['r']} | {s['macs'] / 1e6:.1f} M | {s['test_acc']:.2%} |"
+                     + (f" {fit[s['name']]:.2%} |" if fit else ""))
     lines.append(f"\nGoal (≤ {goal['wall_s'] / 60:.0f} min, largest ≥ {goal['largest']:.0%}, smallest ≥ "
                  f"{goal['smallest']:.0%}): {'met' if met else 'NOT met'} ({wall / 60:.1f} min, largest "
                  f"{accuracy['largest']:.2%}, smallest {accuracy['smallest']:.2%}).\n")
@@ -303,7 +329,7 @@ def main() -> int:
     phase_eval = json.loads(phase_eval_path.read_text()) if phase_eval_path.exists() else []
     log_rows = read_log(out / "log.csv") if (out / "log.csv").exists() else []
     text = section(args.schedule, args.nproc, results, wall, load, rows, phases, measured, phase_eval, segments,
-                   log_rows, epochs)
+                   log_rows, epochs, train_fit(out, results))
     SECTIONS.mkdir(exist_ok=True)
     suffix = f"-epochs-{epochs.replace(',', '-')}" if epochs else ""
     write_text_atomic(SECTIONS / f"train_cifar-{args.schedule}{suffix}.md", text + "\n")

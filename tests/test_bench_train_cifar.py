@@ -76,6 +76,10 @@ def test_the_section_says_when_the_wall_clock_is_an_estimate(train_cifar):
     assert moved.startswith("## Progressive shrinking on CIFAR-10, `standard` schedule, epochs 12,3,1,3,1,16.5 (")
     assert "--schedule standard --epochs 12,3,1,3,1,16.5`" in moved
     assert train_cifar.epochs_override({"epochs": None}) == train_cifar.epochs_override({}) == ""
+    fit = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], [], phases, "Measured on x.", [],
+                              fit={"smallest": 0.81, "largest": 0.9})
+    assert "| test accuracy (supernet, BN recalibrated) | accuracy on 5,000 of its training images |" in fit
+    assert "| smallest | 32 | 1.0 M | 80.00% | 81.00% |" in fit
 
 
 def test_segments_on_one_kind_of_machine_name_it_once(train_cifar):
