@@ -127,7 +127,9 @@ def standalone_rows(results: dict, out: Path, names: list[str]) -> list[dict]:
 
     A kept baseline counts only if it was trained for this run's number of steps on the same architecture
     (delete the file to train them again); each one is written there (atomically) as soon as it finishes, so
-    running the same command again after a kill trains only the baselines still missing.
+    running the same command again after a kill trains only the baselines still missing. A baseline depends on
+    the architecture, the step count and the teacher phase's recipe only, so another run of as many steps may
+    reuse the file (copied into its folder): the supernet column is always this run's.
     """
     from hwnas.atomic import write_json_atomic
 
@@ -146,7 +148,7 @@ def standalone_rows(results: dict, out: Path, names: list[str]) -> list[dict]:
         fresh[name] = train_alone(results, setup, entries[name], checkpoint)
         write_json_atomic(cache_path, fresh)
         shutil.rmtree(checkpoint, ignore_errors=True)  # kept in standalone.json now
-    return [fresh[name] for name in entries if name in fresh]
+    return [{**fresh[name], "supernet": entries[name]["test_acc"]} for name in entries if name in fresh]
 
 
 def standalone_setup(out: Path) -> dict:

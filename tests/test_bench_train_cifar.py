@@ -121,6 +121,9 @@ def test_baselines_are_kept_and_reported_again_until_the_run_changes(train_cifar
     rows = train_cifar.standalone_rows(_run_results(), tmp_path, ["smallest", "middle", "largest"])  # only the missing
     assert trained == ["smallest", "largest", "middle"] and [r["name"] for r in rows] == ["smallest", "middle", "largest"]
     assert train_cifar.standalone_rows(_run_results(steps=2000), tmp_path, []) == []  # another run's baselines
+    rerun = _run_results()
+    rerun["subnets"][0]["test_acc"] = 0.85  # a run of as many steps reusing the file: its own supernet column
+    assert [r["supernet"] for r in train_cifar.standalone_rows(rerun, tmp_path, [])] == [0.85, 0.8, 0.8]
     with pytest.raises(SystemExit, match="tiniest"):
         train_cifar.standalone_rows(_run_results(), tmp_path, ["tiniest"])
 
