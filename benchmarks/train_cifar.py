@@ -26,6 +26,8 @@ taken back mid-run) from its last checkpoint; the section then says it ran in se
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -101,20 +103,51 @@ SUBNET_NAMES = ("smallest", "middle", "largest")
 FIT_IMAGES = 5000  # training images the fit check scores each subnet on
 
 
+def run_data(out: Path):
+    """The evaluation data (BN-calibration split, test set, preprocessing) and training split of the run in
+    ``out``, read from ../shared/data once per process: the fit check and the baselines share it."""
+    return _run_data(out.resolve())
+
+
+@functools.cache
+def _run_data(out: Path):
+    from hwnas.train.run import load_eval_data
+
+    config = json.loads((out / "config.json").read_text())
+    return load_eval_data(config["data"], data_dir=str(DATA))
+
+
 def train_fit(out: Path, results: dict) -> dict[str, float]:
     """Each reference subnet's accuracy on FIT_IMAGES of the run's own training images (seeded sample, no
     augmentation, BN recalibrated as for the test). Beside the test accuracy it tells underfitting (both
-    low) from overfitting (a wide gap): what to change when a subnet falls short."""
+    low) from overfitting (a wide gap): what to change when a subnet falls short.
+
+    Kept in OUT/train_fit.json under the supernet's SHA-256, the subnets and the sample size, so that later
+    ``--from-run`` calls (one per baseline) do not score the same supernet again.
+    """
+    from hwnas.atomic import write_json_atomic
+
+    key = {"supernet_sha256": hashlib.sha256((out / "supernet.safetensors").read_bytes()).hexdigest(),
+           "images": FIT_IMAGES, "subnets": [[s["name"], s["arch"]] for s in results["subnets"]]}
+    path = out / "train_fit.json"
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    if kept.get("key") == key:
+        return kept["accuracy"]
+    accuracy = score_train_fit(out, results)
+    write_json_atomic(path, {"key": key, "accuracy": accuracy})
+    return accuracy
+
+
+def score_train_fit(out: Path, results: dict) -> dict[str, float]:
+    """``train_fit``'s measurement: each subnet of ``results`` scored on the seeded training sample."""
     import numpy as np
     import torch
 
     from hwnas.nn import load_supernet
     from hwnas.space import Arch
     from hwnas.train import subnet_accuracy
-    from hwnas.train.run import load_eval_data
 
-    config = json.loads((out / "config.json").read_text())
-    data, train = load_eval_data(config["data"], data_dir=str(DATA))
+    data, train = run_data(out)
     sample = train.subset(np.random.default_rng(0).choice(len(train), min(FIT_IMAGES, len(train)), replace=False))
     torch.set_num_threads(os.cpu_count() or 1)
     supernet = load_supernet(out / "supernet.safetensors")
@@ -142,7 +175,7 @@ def standalone_rows(results: dict, out: Path, names: list[str]) -> list[dict]:
     fresh = {name: row for name, row in cached.items() if name in entries and row["steps"] == results["steps"]
              and row["arch"] == entries[name]["arch"]}
     to_train = [name for name in entries if name in names and name not in fresh]
-    setup = standalone_setup(out) if to_train else None  # the dataset is read once, and only when needed
+    setup = standalone_setup(out) if to_train else None  # the dataset is read only when needed
     for name in to_train:
         checkpoint = out / f"standalone-{name}"
         fresh[name] = train_alone(results, setup, entries[name], checkpoint)
@@ -155,20 +188,18 @@ def standalone_setup(out: Path) -> dict:
     """What every baseline of the run in ``out`` shares: its space, training split, test set and recipe."""
     import torch
 
-    from hwnas.data import get_dataset, split_holdout
     from hwnas.space import get_space
     from hwnas.train import crop_padding, make_schedule
-    from hwnas.train.evaluate import Preprocessing
 
     config = json.loads((out / "config.json").read_text())
     options = config["options"]
-    train, _ = split_holdout(get_dataset("cifar10", DATA, "train"), options["holdout"], seed=options["seed"])
+    data, train = run_data(out)
     space = get_space(config["space"])
     teacher = make_schedule(space, options["schedule"])[0]
     steps_per_epoch = len(train) // options["batch_size"]
     torch.set_num_threads(os.cpu_count() or 1)
-    return {"space": space, "train": train, "test": get_dataset("cifar10", DATA, "test"),
-            "preprocessing": Preprocessing(**config["preprocessing"]), "batch_size": options["batch_size"],
+    return {"space": space, "train": train, "test": data.test, "preprocessing": data.preprocessing,
+            "batch_size": options["batch_size"],
             "lr": teacher.lr * options["batch_size"] / 128, "seed": options["seed"],
             "warmup_steps": round(teacher.warmup_epochs * steps_per_epoch),
             "crop_padding": crop_padding(options["schedule"])}

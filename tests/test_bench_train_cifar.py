@@ -137,3 +137,22 @@ def test_baselines_are_kept_and_reported_again_until_the_run_changes(train_cifar
     assert "| -10.00 pts | 0.1 min (3 sittings) |" in text
     text = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], rows[:1], [], "Measured on x.", [])
     assert "Not trained alone yet: middle, largest (`--from-run DIR --standalone NAME`)." in text
+
+
+def test_the_fit_check_is_kept_until_the_supernet_or_its_subnets_change(train_cifar, tmp_path, monkeypatch):
+    scored = []
+
+    def fake_score(out, results):
+        scored.append(out)
+        return {s["name"]: 0.5 + len(scored) / 10 for s in results["subnets"]}
+
+    monkeypatch.setattr(train_cifar, "score_train_fit", fake_score)
+    (tmp_path / "supernet.safetensors").write_bytes(b"weights-1")
+    first = train_cifar.train_fit(tmp_path, _run_results())
+    assert first == {"smallest": 0.6, "middle": 0.6, "largest": 0.6} and len(scored) == 1
+    assert train_cifar.train_fit(tmp_path, _run_results()) == first and len(scored) == 1  # kept
+    (tmp_path / "supernet.safetensors").write_bytes(b"weights-2")  # the run trained again
+    assert train_cifar.train_fit(tmp_path, _run_results())["smallest"] == 0.7 and len(scored) == 2
+    other = _run_results()
+    other["subnets"][1]["arch"] = {"r": 36}  # another middle subnet
+    assert train_cifar.train_fit(tmp_path, other)["middle"] == 0.8 and len(scored) == 3
