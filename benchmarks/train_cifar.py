@@ -263,9 +263,17 @@ def phase_holdout_line(phase_eval: list[dict]) -> str:
     return "Holdout accuracy after each phase (BN recalibrated): " + "; ".join(one(r) for r in phase_eval) + ".\n"
 
 
-def epochs_override(options: dict) -> str:
-    """The ``--epochs`` a run replaced its schedule's epochs with, as typed ('' when it kept them)."""
-    return ",".join(f"{e:g}" for e in options["epochs"]) if options.get("epochs") else ""
+def epochs_label(schedule: str, phases: list[dict]) -> str:
+    """The ``--epochs`` that reproduces a run's phases today ('' when they are the schedule's own epochs).
+
+    Read from the phases the run trained, not from the options it was given, so a section keeps naming what
+    was measured after the schedule's default epochs change (a run of the old default then gets the label,
+    a run whose ``--epochs`` became the default loses it).
+    """
+    from hwnas.train.schedule import schedule_epochs
+
+    epochs = tuple(float(p["epochs"]) for p in phases)
+    return "" if epochs == schedule_epochs(schedule) else ",".join(f"{e:g}" for e in epochs)
 
 
 def section(schedule: str, nproc: int, results: dict, wall: float, load: list[float], rows: list[dict],
@@ -357,7 +365,8 @@ def main() -> int:
     names = [] if args.no_standalone else [n for n in args.standalone.split(",") if n]
     rows = standalone_rows(results, out, names)
     config = json.loads((out / "config.json").read_text())
-    phases, epochs = config["schedule"], epochs_override(config["options"])
+    phases = config["schedule"]
+    epochs = epochs_label(args.schedule, phases)
     phase_eval_path = out / "phase_eval.json"
     phase_eval = json.loads(phase_eval_path.read_text()) if phase_eval_path.exists() else []
     log_rows = read_log(out / "log.csv") if (out / "log.csv").exists() else []

@@ -71,15 +71,30 @@ def test_the_section_says_when_the_wall_clock_is_an_estimate(train_cifar):
     single = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], [], phases, "Measured on x.", [])
     assert "Wall clock of the whole command: **13.3 min**" in single
     assert single.startswith("## Progressive shrinking on CIFAR-10, `standard` schedule (`benchmarks/")
+    moved_phases = [{"epochs": e} for e in (12.0, 3.0, 1.0, 3.0, 1.0, 16.5)]
     moved = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], [], phases, "Measured on x.", [],
-                                epochs=train_cifar.epochs_override({"epochs": [12.0, 3.0, 1.0, 3.0, 1.0, 16.5]}))
+                                epochs=train_cifar.epochs_label("standard", moved_phases))
     assert moved.startswith("## Progressive shrinking on CIFAR-10, `standard` schedule, epochs 12,3,1,3,1,16.5 (")
     assert "--schedule standard --epochs 12,3,1,3,1,16.5`" in moved
-    assert train_cifar.epochs_override({"epochs": None}) == train_cifar.epochs_override({}) == ""
     fit = train_cifar.section("standard", 2, results, 800.0, [1.0, 2.0], [], phases, "Measured on x.", [],
                               fit={"smallest": 0.81, "largest": 0.9})
     assert "| test accuracy (supernet, BN recalibrated) | accuracy on 5,000 of its training images |" in fit
     assert "| smallest | 32 | 1.0 M | 80.00% | 81.00% |" in fit
+
+
+def test_the_epochs_label_follows_the_phases_a_run_trained_not_the_options_it_was_given(train_cifar):
+    from hwnas.train.schedule import schedule_epochs
+
+    own = [{"epochs": e} for e in schedule_epochs("standard")]
+    assert train_cifar.epochs_label("standard", own) == ""  # also a run whose --epochs later became the default
+    older = [dict(p) for p in own]
+    older[-1]["epochs"] += 2.5
+    label = train_cifar.epochs_label("standard", older)
+    assert label and label.split(",")[-1] == f"{schedule_epochs('standard')[-1] + 2.5:g}"
+    quick = [{"epochs": e} for e in schedule_epochs("quick")]
+    assert train_cifar.epochs_label("quick", quick) == "" and train_cifar.epochs_label("standard", quick) != ""
+    with pytest.raises(ValueError, match="unknown schedule 'huge'"):
+        schedule_epochs("huge")
 
 
 def test_segments_on_one_kind_of_machine_name_it_once(train_cifar):

@@ -162,6 +162,13 @@ def check_epochs(epochs: Sequence[float]) -> tuple[float, ...]:
     return values
 
 
+def schedule_epochs(name: str) -> tuple[float, ...]:
+    """The six phases' epochs the schedule ``name`` runs unless ``--epochs`` replaces them."""
+    if name not in _SETTINGS:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {list(SCHEDULES)}")
+    return tuple(float(e) for e in _SETTINGS[name]["epochs"])
+
+
 def crop_padding(name: str) -> int:
     """Random-crop padding (pixels) the schedule ``name`` trains with; horizontal flips are always on."""
     if name not in _SETTINGS:
