@@ -166,18 +166,21 @@ def check_epochs(epochs: Sequence[float]) -> tuple[float, ...]:
     return values
 
 
-def schedule_epochs(name: str) -> tuple[float, ...]:
-    """The six phases' epochs the schedule ``name`` runs unless ``--epochs`` replaces them."""
+def _settings(name: str) -> dict:
+    """The settings of the schedule ``name``, or a ValueError naming it and the schedules there are."""
     if name not in _SETTINGS:
         raise ValueError(f"unknown schedule {name!r}; choose one of {list(SCHEDULES)}")
-    return tuple(float(e) for e in _SETTINGS[name]["epochs"])
+    return _SETTINGS[name]
+
+
+def schedule_epochs(name: str) -> tuple[float, ...]:
+    """The six phases' epochs the schedule ``name`` runs unless ``--epochs`` replaces them."""
+    return tuple(float(e) for e in _settings(name)["epochs"])
 
 
 def crop_padding(name: str) -> int:
     """Random-crop padding (pixels) the schedule ``name`` trains with; horizontal flips are always on."""
-    if name not in _SETTINGS:
-        raise ValueError(f"unknown schedule {name!r}; choose one of {list(SCHEDULES)}")
-    return int(_SETTINGS[name]["crop_padding"])
+    return int(_settings(name)["crop_padding"])
 
 
 def make_schedule(space: SearchSpace, name: str = "quick", epochs: Sequence[float] | None = None) -> list[Phase]:
@@ -188,9 +191,7 @@ def make_schedule(space: SearchSpace, name: str = "quick", epochs: Sequence[floa
     smallest subnet every step (at the space's extreme resolutions, distilling from the largest in place).
     ``epochs`` (one per phase, in that order) replaces the schedule's own, to spend a budget differently.
     """
-    if name not in _SETTINGS:
-        raise ValueError(f"unknown schedule {name!r}; choose one of {list(SCHEDULES)}")
-    settings = dict(_SETTINGS[name])
+    settings = dict(_settings(name))
     if epochs is not None:
         settings["epochs"] = check_epochs(epochs)
     ks, ex, dp = tuple(space.ks), tuple(space.expand), tuple(space.depth)
