@@ -36,9 +36,9 @@ def main() -> int:
         print(f"## Deploy\n\nSkipped: {args.supernet} not found (run train_cifar.py first).\n")
         return 0
     sys.path.insert(0, str(ROOT))
+    from hwnas.eval import reference_subnets
     from hwnas.export import ExportOptions, export
     from hwnas.nn import load_supernet
-    from hwnas.train.evaluate import reference_subnets
 
     space = load_supernet(args.supernet).space
     archs = dict(reference_subnets(space))

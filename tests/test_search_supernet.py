@@ -9,6 +9,7 @@ import torch
 from train_helpers import write_npz_dataset
 
 from hwnas.data import load_npz
+from hwnas.eval import Preprocessing
 from hwnas.latency import LatencyPredictor, expected_latency
 from hwnas.nn import OFAMobileNetV3
 from hwnas.search import dataset as dataset_module
@@ -16,7 +17,6 @@ from hwnas.search import smallest
 from hwnas.search.dataset import build_accuracy_dataset
 from hwnas.search.gradient import ArchitectureLogits, gradient_search, latency_penalty
 from hwnas.space import get_space
-from hwnas.train import Preprocessing
 
 from conftest import random_table
 

@@ -14,9 +14,9 @@ from train_helpers import write_npz_dataset
 
 from hwnas.cli import main
 from hwnas.data import load_npz
+from hwnas.eval import Preprocessing, reference_subnets, subnet_accuracy
 from hwnas.nn import OFAMobileNetV3, load_supernet, supernet_extra
 from hwnas.space import get_space
-from hwnas.train import Preprocessing, reference_subnets, subnet_accuracy
 
 from conftest import ROOT
 

@@ -15,14 +15,13 @@ import numpy as np
 import torch
 
 from ..data.loader import BatchLoader
+from ..eval import DEFAULT_DATA_SOURCE, EvalData, Preprocessing, load_eval_data
 from ..nn.bn import recalibrate_bn
 from ..nn.checkpoint import load_supernet, supernet_extra
 from ..nn.static_blocks import StaticSubnet
 from ..nn.supernet import OFAMobileNetV3
 from ..space.arch import Arch
 from ..space.base import SearchSpace
-from ..train.evaluate import Preprocessing
-from ..train.run import DEFAULT_DATA_SOURCE, EvalData, load_eval_data
 
 
 @dataclass

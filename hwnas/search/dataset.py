@@ -2,7 +2,7 @@
 
 ``n`` archs are drawn with a seed (uniform over the space's choices and resolutions), so the list is
 the same every time; each is extracted, its BatchNorm recalibrated, and its top-1 accuracy measured
-on the holdout images (:func:`hwnas.train.subnet_accuracy`). Results go to a journal per rank —
+on the holdout images (:func:`hwnas.eval.subnet_accuracy`). Results go to a journal per rank —
 ``journal-rank<r>.jsonl`` in the dataset folder — line by line, so a killed build resumes where it
 stopped, and under ``torchrun`` the ranks split the archs (rank ``r`` takes every ``world``-th one).
 """
@@ -18,11 +18,10 @@ import torch
 from tqdm import tqdm
 
 from ..data.datasets import ImageDataset
+from ..eval import Preprocessing, barrier, subnet_accuracy
 from ..journal import Journal
 from ..nn.supernet import OFAMobileNetV3
 from ..space.arch import Arch
-from ..train.distributed import barrier
-from ..train.evaluate import Preprocessing, subnet_accuracy
 
 
 @dataclass(frozen=True)

@@ -45,11 +45,11 @@ from tqdm import tqdm
 from ..data.datasets import ImageDataset
 from ..data.loader import BatchLoader
 from ..data.transforms import resize
+from ..eval import Preprocessing
 from ..latency.expected import expected_latency
 from ..latency.predictor import LatencyPredictor
 from ..nn.supernet import OFAMobileNetV3
 from ..space.arch import Arch
-from ..train.evaluate import Preprocessing
 
 PENALTIES = ("abs", "hinge", "add", "mul")
 GROUPS = ("ks", "e", "d", "r")

@@ -18,14 +18,12 @@ import numpy as np
 import torch
 
 from ..atomic import write_json_atomic
+from ..eval import DEFAULT_DATA_SOURCE, EvalData, load_eval_data, process_group, subnet_accuracy
 from ..latency.predictor import LatencyPredictor
 from ..latency.table import LatencyTable, device_name
 from ..nn.checkpoint import load_supernet, supernet_extra
 from ..nn.supernet import OFAMobileNetV3
 from ..space.arch import Arch
-from ..train.distributed import process_group
-from ..train.evaluate import subnet_accuracy
-from ..train.run import DEFAULT_DATA_SOURCE, EvalData, load_eval_data
 from .accuracy_predictor import AccuracyPredictor
 from .dataset import build_accuracy_dataset
 from .evolution import evolution_search

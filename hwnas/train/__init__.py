@@ -1,5 +1,5 @@
 """Progressive-shrinking training of OFA supernets: schedules, the trainer, evaluation, checkpoints, torchrun DDP."""
-from .evaluate import Preprocessing, accuracy, reference_subnets, subnet_accuracy
+from ..eval import Preprocessing, accuracy, reference_subnets, subnet_accuracy
 from .run import TrainOptions, train_supernet
 from .schedule import SCHEDULES, Phase, crop_padding, make_schedule
 from .standalone import StandaloneResult, train_standalone

@@ -16,15 +16,14 @@ from typing import Any
 import torch
 
 from ..atomic import read_json, write_json_atomic
-from ..data.datasets import ImageDataset, get_dataset, split_holdout
+from ..data.datasets import ImageDataset
 from ..data.loader import BatchLoader
 from ..data.transforms import TrainTransform
+from ..eval import EvalData, Launch, barrier, load_eval_data, process_group, reference_subnets, subnet_accuracy
 from ..nn.checkpoint import save_supernet
 from ..nn.supernet import OFAMobileNetV3
 from ..space.registry import get_space
 from .allocator import keep_freed_memory
-from .distributed import Launch, barrier, process_group
-from .evaluate import Preprocessing, reference_subnets, subnet_accuracy
 from .plots import plot_training, read_log
 from .schedule import Phase, crop_padding, make_schedule
 from .trainer import TrainConfig, Trainer
@@ -54,46 +53,10 @@ class TrainOptions:
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in config.json (e.g. the command line)
 
 
-# what a checkpoint without a recorded data source is assumed to have been trained on (hwnas train's defaults)
-DEFAULT_DATA_SOURCE = {"name": "cifar10", "data_dir": None, "holdout": 0.1, "seed": 0, "bn_images": 2000}
-
-
-@dataclass(frozen=True)
-class EvalData:
-    """The holdout split in two: images for BN recalibration and images to validate on; plus the test set."""
-
-    calibration: ImageDataset
-    validation: ImageDataset
-    test: ImageDataset
-    preprocessing: Preprocessing
-    name: str  # the dataset's, e.g. cifar10-train
-
-
 def data_source(options: TrainOptions) -> dict[str, Any]:
     """Where the training data came from and how it was split: enough to rebuild the same holdout later."""
     return {"name": options.data, "data_dir": None if options.data_dir is None else str(Path(options.data_dir).resolve()),
             "holdout": options.holdout, "seed": options.seed, "bn_images": options.bn_images}
-
-
-def load_eval_data(source: dict[str, Any], data_dir: str | None = None) -> tuple[EvalData, ImageDataset]:
-    """The holdout (BN part, validation part) and test set of a training run, from its ``data_source``;
-    ``data_dir`` overrides the recorded folder (the data moved). Also returns the training split."""
-    folder = data_dir if data_dir is not None else source["data_dir"]
-    train_all = get_dataset(source["name"], folder, "train")
-    test = get_dataset(source["name"], folder, "test")
-    if test.classes != train_all.classes:
-        raise ValueError(f"train and test splits disagree on classes: {train_all.classes} vs {test.classes}")
-    train, holdout = split_holdout(train_all, source["holdout"], seed=source["seed"])
-    calibration, validation = _split_for_eval(holdout, source["bn_images"])
-    return EvalData(calibration, validation, test, Preprocessing.of(train), train_all.name), train
-
-
-def _split_for_eval(holdout: ImageDataset, bn_images: int) -> tuple[ImageDataset, ImageDataset]:
-    """First ``min(bn_images, half)`` holdout images recalibrate BN; the rest validate."""
-    n = min(bn_images, len(holdout) // 2)
-    if n < 1:
-        raise ValueError(f"the holdout split has {len(holdout)} images; need at least 2 (raise --holdout)")
-    return holdout.subset(range(n), f"{holdout.name}-bn"), holdout.subset(range(n, len(holdout)), f"{holdout.name}-val")
 
 
 def _check(options: TrainOptions, launch: Launch) -> int:

@@ -25,12 +25,12 @@ from tqdm import tqdm
 from ..data.datasets import ImageDataset
 from ..data.loader import BatchLoader
 from ..data.transforms import TrainTransform, resize
+from ..eval import Preprocessing
 from ..nn.static_blocks import StaticSubnet
 from ..nn.supernet import OFAMobileNetV3
 from ..space.arch import Arch
 from ..space.mbv3 import MobileNetV3Space
 from .allocator import keep_freed_memory
-from .evaluate import Preprocessing
 from .state import commit_state, load_momentum, load_state, momentum_tensors, save_rank_state
 from .trainer import cosine_lr, param_groups
 

@@ -43,10 +43,10 @@ from tqdm import tqdm
 
 from ..atomic import write_text_atomic
 from ..data.transforms import resize
+from ..eval import barrier
 from ..nn.elastic import ElasticDepthwiseConv, ElasticPointwiseConv
 from ..nn.supernet import OFAMobileNetV3
 from ..space.arch import Arch
-from .distributed import barrier
 from .schedule import Phase
 from .state import commit_state, load_momentum, load_state, momentum_tensors, save_rank_state
 

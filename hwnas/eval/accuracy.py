@@ -7,47 +7,17 @@ and so does :func:`subnet_accuracy` (on images the caller sets aside: hwnas uses
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..data.datasets import ImageDataset
 from ..data.loader import BatchLoader
-from ..data.transforms import EvalTransform
 from ..nn.bn import recalibrate_bn
 from ..nn.supernet import OFAMobileNetV3
 from ..space.arch import Arch
 from ..space.base import SearchSpace
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How images are normalised before the network: per-channel mean and std of ``x / 255``."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    @classmethod
-    def of(cls, dataset: ImageDataset) -> Preprocessing:
-        """Per-channel mean and std of ``dataset``, exact from 256-bin histograms, rounded to 4 decimals."""
-        pixels = dataset.images.reshape(-1, dataset.images.shape[-1])
-        counts = np.zeros((pixels.shape[1], 256), dtype=np.int64)
-        for start in range(0, len(pixels), 1 << 20):  # chunks: bincount copies its input to intp
-            chunk = pixels[start:start + (1 << 20)]
-            for channel in range(pixels.shape[1]):
-                counts[channel] += np.bincount(chunk[:, channel], minlength=256)
-        values = np.arange(256) / 255.0
-        mean = counts @ values / len(pixels)
-        std = np.sqrt(np.maximum(counts @ values**2 / len(pixels) - mean**2, 1e-6))
-        return cls(tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std))
-
-    def transform(self, resolution: int | None = None) -> EvalTransform:
-        return EvalTransform(self.mean, self.std, resolution)
-
-    def to_dict(self) -> dict[str, list[float]]:
-        return {"mean": list(self.mean), "std": list(self.std)}
+from .preprocessing import Preprocessing
 
 
 def reference_subnets(space: SearchSpace) -> dict[str, Arch]:
