@@ -16,6 +16,7 @@ _LAZY = {
     "LatencyTable": "hwnas.latency",
     "LatencyPredictor": "hwnas.latency",
     "expected_latency": "hwnas.latency",
+    "import_ofa_tables": "hwnas.latency",
     "OFAMobileNetV3": "hwnas.nn",
     "save_supernet": "hwnas.nn",
     "load_supernet": "hwnas.nn",

@@ -29,12 +29,12 @@ def _read_archs(path: str) -> list[Arch]:
 
 
 def _cmd_lut_import_ofa(args: argparse.Namespace) -> int:
-    from .latency import LatencyTable
+    from .latency import import_ofa_tables
 
     extra: dict[str, Any] = {"device": args.device}
     if args.space:
         extra["space_hash"] = get_space(args.space).content_hash
-    table = LatencyTable.import_ofa(args.paths, **extra)
+    table = import_ofa_tables(args.paths, **extra)
     table.save(args.output)
     print(f"wrote {args.output}: {len(table)} entries from {len(table.metadata['protocol']['files'])} file(s)")
     if args.space:

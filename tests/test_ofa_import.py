@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from hwnas.latency import LatencyPredictor, LatencyTable
+from hwnas.latency import LatencyPredictor, import_ofa_tables
 from hwnas.space import get_space
 
 from conftest import SHARED
@@ -16,7 +16,7 @@ RESOLUTIONS = list(range(160, 225, 4))
 
 @pytest.fixture(scope="module")
 def note10(note10_dir):
-    return LatencyTable.import_ofa(sorted(note10_dir.glob("*_lookup_table.yaml")), device="Samsung Note10")
+    return import_ofa_tables(sorted(note10_dir.glob("*_lookup_table.yaml")), device="Samsung Note10")
 
 
 def test_import_keeps_every_entry(note10, note10_dir):
@@ -63,7 +63,7 @@ def test_proxylessnas_yaml_with_variance_imports():
     path = SHARED / "external" / "ofa_luts" / "proxylessnas" / "mobile_trim.yaml"
     if not path.is_file():
         pytest.skip("ProxylessNAS table not available")
-    table = LatencyTable.import_ofa([path], device="ProxylessNAS mobile")
+    table = import_ofa_tables([path], device="ProxylessNAS mobile")
     raw = yaml.safe_load(path.read_text())
     assert len(table) == len(raw)
     key = "Conv-input:224x224x3-output:112x112x32"
@@ -74,10 +74,10 @@ def test_bad_ofa_files_name_file_and_key(tmp_path):
     path = tmp_path / "160_lookup_table.yaml"
     path.write_text("Conv-input:160x160x3-output:80x80x24:\n  count: 3\n  mean: -2\n")
     with pytest.raises(ValueError, match=r"160_lookup_table.yaml: Conv-input:160x160x3-output:80x80x24: mean=-2"):
-        LatencyTable.import_ofa([path])
+        import_ofa_tables([path])
     path.write_text("key: [unclosed\n")
     with pytest.raises(ValueError, match="160_lookup_table.yaml: not a valid OFA lookup table"):
-        LatencyTable.import_ofa([path])
+        import_ofa_tables([path])
     path.write_text("!!python/object/apply:os.system ['echo unsafe']\n")
     with pytest.raises(ValueError, match="not a valid OFA lookup table"):
-        LatencyTable.import_ofa([path])
+        import_ofa_tables([path])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .ofa_import import import_ofa_tables
 from .predictor import LatencyPredictor
 from .table import SCHEMA_VERSION, LatencyTable, make_metadata
 
@@ -15,4 +16,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'hwnas.latency' has no attribute {name!r}")
 
 
-__all__ = ["LatencyTable", "LatencyPredictor", "expected_latency", "make_metadata", "SCHEMA_VERSION"]
+__all__ = ["LatencyTable", "LatencyPredictor", "expected_latency", "import_ofa_tables", "make_metadata", "SCHEMA_VERSION"]
