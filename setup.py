@@ -5,7 +5,7 @@ import sys
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
-SOURCES = ["csrc/errors.cpp", "csrc/json.cpp", "csrc/latency_table.cpp", "csrc/predictor.cpp", "csrc/variation.cpp",
+SOURCES = ["csrc/errors.cpp", "csrc/latency_table.cpp", "csrc/predictor.cpp", "csrc/variation.cpp",
            "csrc/depthwise.cpp", "csrc/bindings.cpp"]
 extra_compile_args = ["-O3", "-fvisibility=hidden"]
 if sys.platform != "win32" and os.environ.get("HWNAS_NATIVE_ARCH") == "1":

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "depthwise.h"
-#include "json.h"
 #include "latency_table.h"
 #include "predictor.h"
 #include "variation.h"
@@ -96,7 +95,7 @@ hwnas::Conflict conflict_policy(const std::string& name) {
   if (name == "error") return hwnas::Conflict::Error;
   if (name == "keep") return hwnas::Conflict::Keep;
   if (name == "replace") return hwnas::Conflict::Replace;
-  throw py::value_error("on_conflict must be 'error', 'keep' or 'replace', got " + hwnas::json::quote(name));
+  throw py::value_error("on_conflict must be 'error', 'keep' or 'replace', got " + hwnas::quote(name));
 }
 
 py::dict stats_dict(const Stats& s) {
@@ -129,29 +128,22 @@ void set_many(LatencyTable& table, const std::vector<std::string>& keys, const p
   table.set_many(keys, rows);
 }
 
-void set_metadata_json(LatencyTable& table, const std::string& text) {
-  hwnas::json::Value metadata;
-  try {
-    metadata = hwnas::json::parse(text);
-  } catch (const hwnas::FormatError& e) {
-    throw hwnas::FormatError(std::string("metadata JSON: ") + e.what());
+// The entries as (keys, stats [N, 6] float64 in STAT order, n [N] int64), sorted by key: how Python
+// writes a table file without a call per entry.
+py::tuple entry_arrays(const LatencyTable& table) {
+  const auto& entries = table.entries();
+  const auto n = static_cast<py::ssize_t>(entries.size());
+  py::list keys;
+  py::array_t<double> stats(std::vector<py::ssize_t>{n, 6});
+  py::array_t<int64_t> counts(n);
+  double* v = stats.mutable_data();
+  int64_t* c = counts.mutable_data();
+  for (const auto& [key, s] : entries) {
+    keys.append(key);
+    *v++ = s.mean, *v++ = s.median, *v++ = s.std, *v++ = s.p5, *v++ = s.p95, *v++ = s.min;
+    *c++ = s.n;
   }
-  table.set_metadata(std::move(metadata));
-}
-
-// Work on a Table runs without the GIL on a snapshot taken with it held: another Python thread
-// may modify the Table meanwhile.
-void save(const LatencyTable& table, const py::object& path) {
-  const std::string file = fspath(path);
-  const LatencyTable snapshot = table;
-  py::gil_scoped_release release;
-  snapshot.save(file);
-}
-
-std::string dumps(const LatencyTable& table) {
-  const LatencyTable snapshot = table;
-  py::gil_scoped_release release;
-  return snapshot.dump();
+  return py::make_tuple(keys, stats, counts);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -172,7 +164,8 @@ std::unique_ptr<LatencyPredictor> make_predictor(const LatencyTable& table, std:
                                 std::move(block_stage),  std::move(block_position), std::move(depth_values),
                                 std::move(strict_resolutions), std::move(fixed_io), std::move(block_io),
                                 std::move(fixed_params), std::move(block_params)};
-  const LatencyTable snapshot = table;  // see save()
+  // compiled without the GIL from a snapshot taken with it held: another Python thread may modify the Table
+  const LatencyTable snapshot = table;
   py::gil_scoped_release release;
   return std::make_unique<LatencyPredictor>(snapshot, layout);
 }
@@ -359,25 +352,8 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "hwnas native core: latency tables, the compiled latency predictor and a training kernel.";
   py::register_exception_translator(translate_errors);
 
-  py::class_<LatencyTable>(m, "Table", "Latency statistics per op key, with metadata and a versioned JSON file.")
+  py::class_<LatencyTable>(m, "Table", "Latency statistics per op key and the calibration predictors apply (files: hwnas.latency.lut_file).")
       .def(py::init<>())
-      .def_static(
-          "load",
-          [](const py::object& path) {
-            const std::string file = fspath(path);
-            py::gil_scoped_release release;
-            return LatencyTable::load(file);
-          },
-          py::arg("path"))
-      .def_static(
-          "loads",
-          [](const std::string& text, const std::string& source) {
-            py::gil_scoped_release release;
-            return LatencyTable::parse(text, source);
-          },
-          py::arg("text"), py::arg("source") = "<string>")
-      .def("save", &save, py::arg("path"))
-      .def("dumps", &dumps)
       .def(
           "set",
           [](LatencyTable& t, const std::string& key, double mean, double median, double std, double p5, double p95,
@@ -405,8 +381,15 @@ PYBIND11_MODULE(_C, m) {
             return py::array_t<double>(static_cast<py::ssize_t>(means.size()), means.data());
           },
           py::arg("keys"))
-      .def("metadata_json", [](const LatencyTable& t) { return hwnas::json::write(t.metadata(), 2); })
-      .def("set_metadata_json", &set_metadata_json, py::arg("text"));
+      .def("entry_arrays", &entry_arrays)
+      .def(
+          "set_calibration",
+          [](LatencyTable& t, double scale, double offset, double per_op, double per_element, double per_param) {
+            t.set_calibration(hwnas::Calibration{scale, offset, per_op, per_element, per_param});
+          },
+          py::arg("scale"), py::arg("offset"), py::arg("per_op") = 0.0, py::arg("per_element") = 0.0,
+          py::arg("per_param") = 0.0)
+      .def("clear_calibration", &LatencyTable::clear_calibration);
 
   py::class_<LatencyPredictor>(m, "Predictor", "A latency table compiled against a search space layout.")
       .def(py::init(&make_predictor), py::arg("table"), py::arg("resolutions"), py::arg("fixed_keys"),

@@ -2,8 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
-
-#include "json.h"
+#include <cstdio>
 
 namespace hwnas {
 
@@ -24,12 +23,30 @@ std::string format_double(double x) {
   return std::string(buf, res.ptr);
 }
 
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20 || byte == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", byte);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
 std::string format_key_list(const std::vector<std::string>& keys) {
   std::string out;
   const std::size_t shown = std::min(keys.size(), kMaxKeysShown);
   for (std::size_t i = 0; i < shown; ++i) {
     if (i) out += ", ";
-    out += json::quote(keys[i]);
+    out += quote(keys[i]);
   }
   if (keys.size() > shown) out += ", ... and " + std::to_string(keys.size() - shown) + " more";
   return out;

@@ -8,7 +8,7 @@
 
 namespace hwnas {
 
-// A file, JSON text or schema is malformed. Python: ValueError.
+// Input data is malformed. Python: ValueError.
 class FormatError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -44,6 +44,9 @@ class MissingKeysError : public std::runtime_error {
 
 // Shortest round-trip text of a double ("nan", "inf" when not finite), for messages.
 std::string format_double(double x);
+
+// A string in double quotes with quotes, backslashes and control bytes escaped, for messages.
+std::string quote(const std::string& s);
 
 // Quoted keys joined by ", ": at most 20, then "... and N more".
 std::string format_key_list(const std::vector<std::string>& keys);

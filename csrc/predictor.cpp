@@ -146,19 +146,6 @@ std::vector<uint8_t> coverage(const LatencyTable& table, const PredictorLayout& 
   return served;
 }
 
-// The calibration in the table's metadata (validated when the table accepted it); identity if none.
-Calibration read_calibration(const LatencyTable& table) {
-  Calibration out;
-  const json::Value* cal = table.metadata().find("calibration");
-  if (!cal || !cal->is_object()) return out;
-  out.scale = cal->find("scale")->as_number();
-  out.offset = cal->find("offset")->as_number();
-  if (const json::Value* v = cal->find("per_op")) out.per_op = v->as_number();
-  if (const json::Value* v = cal->find("per_element")) out.per_element = v->as_number();
-  if (const json::Value* v = cal->find("per_param")) out.per_param = v->as_number();
-  return out;
-}
-
 // Name of code column s: "ks[b]", "e[b]", "d[g]" or "r".
 std::string code_name(int s, int B, int G) {
   if (s < B) return "ks[" + std::to_string(s) + "]";
@@ -199,7 +186,7 @@ void LatencyPredictor::compile(const LatencyTable& table, const PredictorLayout&
   resolutions_ = l.resolutions;
   block_stage_ = l.block_stage;
   served_ = coverage(table, l);
-  calibration_ = read_calibration(table);
+  calibration_ = table.calibration();
   const Calibration& c = calibration_;
   const auto calibrated = [&c](double mean, double io, double params) {
     return c.scale * mean + c.per_op + c.per_element * io + c.per_param * params;

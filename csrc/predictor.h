@@ -30,21 +30,13 @@ struct PredictorLayout {
   std::vector<double> block_params;
 };
 
-// latency ≈ Σ over the arch's ops of (scale·mean + per_op + per_element·io + per_param·params) + offset.
-// scale/offset absorb what whole networks pay differently from standalone ops; per_op and
-// per_element model fixed and border-size costs a standalone op pays; per_param models weights that
-// are hot in cache when an op is timed alone but cold inside a whole network.
-struct Calibration {
-  double scale = 1.0, offset = 0.0, per_op = 0.0, per_element = 0.0, per_param = 0.0;
-};
-
 // Immutable after construction: predict() and expected() are safe to call from many threads.
 //
 // Codes of one arch (int32, S = 2B + G + 1): [ks code per slot, e code per slot, d code per stage,
 // r code], each an index into its choice list. Slot b is active iff
 // depth_values[d[block_stage[b]]] > block_position[b].
 // Latency = fixed[r] + sum over active slots of block[r][b][k][e], where the dense arrays hold
-// calibrated values (see Calibration; from the table metadata, default the identity) and fixed[r]
+// calibrated values (see Calibration in latency_table.h; the table's, default the identity) and fixed[r]
 // includes the offset.
 //
 // Keys are looked up as key + "@r<size>" first, then key. A resolution is served when all its keys

@@ -11,7 +11,7 @@ import pytest
 from hwnas.latency import SCHEMA_VERSION, LatencyTable, make_metadata
 from hwnas.space import get_space
 
-from conftest import random_table
+from conftest import ROOT, random_table
 
 
 @pytest.fixture()
@@ -165,3 +165,51 @@ def test_ten_thousand_fuzzed_files_fail_cleanly(tmp_path):
             outcomes["OSError"] += 1
     assert sum(outcomes.values()) == 10_000
     assert outcomes["ValueError"] > 9_000
+
+
+_HEADER = '{"format": "hwnas-latency-table", "schema_version": 1, "metadata": {}, "entries": '
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b'\xff\xfe' + _HEADER.encode() + b'{}}', "not UTF-8"),
+    (_HEADER.encode() + b'{"k\xc3": {"mean": 1, "n": 1}}}', "not UTF-8"),
+    ((_HEADER + '{"k": {"mean": 1, "n": 1, "std": ' + "[" * 200 + "]" * 200 + "}}}").encode(), "nesting deeper"),
+    ((_HEADER + '{"k": {"mean": ' + "[" * 5000 + "]" * 5000 + ", \"n\": 1}}}").encode(), "nesting deeper"),
+    ((_HEADER + '{"k": {"mean": 1e999, "n": 1}}}').encode(), "does not fit in a double"),
+    ((_HEADER + '{"k": {"mean": ' + "9" * 5000 + ', "n": 1}}}').encode(), "does not fit in a double"),
+    ((_HEADER + '{"k": {"mean": NaN, "n": 1}}}').encode(), "NaN"),
+    ((_HEADER + '{"k": {"mean": -Infinity, "n": 1}}}').encode(), "Infinity"),
+    ((_HEADER + '{"k": {"mean": 1, "n": 1}, "k": {"mean": 2, "n": 1}}}').encode(), "duplicate key"),
+    ((_HEADER + '{"\\ud800": {"mean": 1, "n": 1}}}').encode(), "surrogate"),
+    ((_HEADER + '{"k": {"mean": 1, "n": 1.5}}}').encode(), '"n" must be an integer'),
+    ((_HEADER + '{"k": {"mean": 1, "n": 1}}} trailing').encode(), "Extra data"),
+    (b'{"format": "hwnas-latency-table", "schema_version": 0, "metadata": {}, "entries": {}}', "unsupported"),
+    (b'{"format": "hwnas-latency-table", "schema_version": 1, "metadata": {"units": "s"}, "entries": {}}', "units"),
+    (b'{"format": "hwnas-latency-table", "schema_version": 1, "metadata": {"calibration": {"scale": 0, "offset": 0}},'
+     b' "entries": {}}', "scale"),
+    (b'{"format": "hwnas-latency-table", "schema_version": 1, "metadata": {}, "entries": {}, "extra": 1}', "extra"),
+])
+def test_hostile_files_raise_an_error_naming_file_and_reason(tmp_path, data, reason):
+    """What a strict reader must refuse that Python's json alone would accept or crash on."""
+    path = tmp_path / "hostile.json"
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as info:
+        LatencyTable.load(path)
+    assert str(info.value).startswith(f"{path}: ") and reason in str(info.value)
+
+
+def test_a_directory_is_refused_by_name(tmp_path):
+    with pytest.raises(OSError, match=str(tmp_path)):
+        LatencyTable.load(tmp_path)
+
+
+def test_shipped_tables_survive_a_save_load_round_trip(tmp_path):
+    for lut in sorted((ROOT / "device_profiles").glob("*/lut.json")):
+        table = LatencyTable.load(lut)
+        assert len(table) > 100 and table.source == str(lut)
+        table.save(tmp_path / "copy.json")
+        again = LatencyTable.load(tmp_path / "copy.json")
+        assert again.keys() == table.keys() and again.metadata == table.metadata
+        first = table.keys()[0]
+        assert again.get(first) == table.get(first)
+        assert json.loads((tmp_path / "copy.json").read_text()) == json.loads(table.dumps())

@@ -1,11 +1,13 @@
 """``LatencyTable``: measured cost of every operator on one device, backed by the native ``_C.Table``.
 
-On disk it is versioned JSON (see docs/lut_format.md), written atomically by the C++ core; nothing is
-ever unpickled. Metadata records what was measured and how: device, runtime, precision, batch, the
-measurement protocol, the space hash and an optional calibration ``{scale, offset, validation}``.
+On disk it is versioned JSON (see docs/lut_format.md), read strictly and written atomically by
+:mod:`hwnas.latency.lut_file` with Python's ``json``; nothing is ever unpickled. Metadata records what
+was measured and how: device, runtime, precision, batch, the measurement protocol, the space hash and
+an optional calibration ``{scale, offset, validation}``.
 """
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import json
 import math
@@ -17,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from .. import _C
+from . import lut_file
 
-SCHEMA_VERSION = 1
-STAT_FIELDS = ("mean", "median", "std", "p5", "p95", "min")
+SCHEMA_VERSION = lut_file.SCHEMA_VERSION
+STAT_FIELDS = lut_file.STAT_FIELDS
 
 
 def device_name(lut: str | os.PathLike[str]) -> str:
@@ -59,50 +62,66 @@ def make_metadata(
 
 
 class LatencyTable:
-    """Operator key → latency statistics (ms) plus metadata. Mutating methods change it in place."""
+    """Operator key → latency statistics (ms) plus metadata. Mutating methods change it in place.
 
-    def __init__(self, native: _C.Table | None = None, metadata: Mapping[str, Any] | None = None) -> None:
-        self._native = native if native is not None else _C.Table()
-        if metadata is not None:
-            self.metadata = dict(metadata)
-        elif native is None:
-            self.metadata = make_metadata()
+    ``source`` is the file a table was loaded from (None for one built in memory): errors about a
+    table name it.
+    """
+
+    def __init__(self, metadata: Mapping[str, Any] | None = None) -> None:
+        self._native = _C.Table()
+        self._metadata: dict[str, Any] = {}
+        self.source: str | None = None
+        self.metadata = make_metadata() if metadata is None else metadata
 
     # --- persistence ----------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LatencyTable:
         """Read a table; a missing, corrupt, truncated or wrong-version file raises naming file and reason."""
-        return cls(_C.Table.load(os.fspath(path)))
+        table = cls._from_document(lut_file.read_document(path))
+        table.source = os.fspath(path)
+        return table
 
     @classmethod
     def loads(cls, text: str, source: str = "<string>") -> LatencyTable:
-        return cls(_C.Table.loads(text, source))
+        return cls._from_document(lut_file.parse_document(text, source))
+
+    @classmethod
+    def _from_document(cls, document: lut_file.LutDocument) -> LatencyTable:
+        table = cls(document.metadata)
+        table._native.set_many(document.keys, document.stats, document.counts)
+        return table
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically (temp file + rename): a crash never leaves a half-written table."""
-        self._native.save(os.fspath(path))
+        lut_file.write_text_atomically(path, self.dumps())
 
     def dumps(self) -> str:
-        return self._native.dumps()
-
-    @classmethod
-    def import_ofa(cls, paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], **metadata: Any) -> LatencyTable:
-        """Import OFA / ProxylessNAS lookup tables (YAML or JSON ``{key: {count, mean, std|var}}``)."""
-        from .ofa_import import import_ofa_tables
-
-        return import_ofa_tables(paths, **metadata)
+        keys, stats, counts = self._native.entry_arrays()
+        return lut_file.document_text(self._metadata, keys, stats, counts)
 
     # --- metadata -------------------------------------------------------------------------------
     @property
     def metadata(self) -> dict[str, Any]:
-        return json.loads(self._native.metadata_json())
+        """A copy: change it with the setter or :meth:`update_metadata`."""
+        return copy.deepcopy(self._metadata)
 
     @metadata.setter
     def metadata(self, value: Mapping[str, Any]) -> None:
-        self._native.set_metadata_json(json.dumps(dict(value), allow_nan=False))
+        """Replace the metadata: it must be JSON (no NaN) and meet the rules in docs/lut_format.md."""
+        normalised = json.loads(json.dumps(dict(value), allow_nan=False))
+        problem = lut_file.metadata_problem(normalised)
+        if problem:
+            raise ValueError(f"metadata: {problem}")
+        terms = lut_file.calibration_terms(normalised)
+        if terms is None:
+            self._native.clear_calibration()
+        else:
+            self._native.set_calibration(**terms)
+        self._metadata = normalised
 
     def update_metadata(self, **fields: Any) -> None:
-        self.metadata = {**self.metadata, **fields}
+        self.metadata = {**self._metadata, **fields}
 
     @property
     def calibration(self) -> dict[str, Any] | None:
