@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from hwnas.latency import LatencyPredictor
+from hwnas.latency import LatencyPredictor, LatencyTable
 from hwnas.space import get_space
 
 from conftest import python_sum, random_table
@@ -70,6 +70,48 @@ def test_out_of_range_codes_name_row_and_field():
         predictor.predict(codes)
     with pytest.raises(ValueError, match=r"shape"):
         predictor.predict(codes[:, :-1])
+
+
+@pytest.mark.parametrize("codes, dtype", [
+    (np.zeros((2, 46), dtype=np.float64), "float64"),
+    (np.full((2, 46), np.nan), "float64"),
+    (np.zeros((2, 46), dtype=np.float32), "float32"),
+    (np.zeros((2, 46), dtype=bool), "bool"),
+    (np.array([[0] * 46, [0] * 46], dtype=object), "object"),
+])
+def test_non_integer_code_arrays_are_refused_naming_the_dtype(codes, dtype):
+    """Not an IndexError from deep inside encoding, and never silently truncated to integers."""
+    from hwnas.search.accuracy_predictor import AccuracyPredictor
+
+    space = get_space("tiny-mbv3")
+    assert space.num_codes == codes.shape[1]
+    for predictor in (LatencyPredictor(space, random_table(space, seed=7)), AccuracyPredictor(space)):
+        with pytest.raises(ValueError, match=f"integer array, got dtype {dtype}"):
+            predictor.predict(codes)
+
+
+def test_both_predictors_take_archs_dicts_or_codes_alike():
+    from hwnas.search.accuracy_predictor import AccuracyPredictor
+
+    space = get_space("tiny-mbv3")
+    archs = [space.sample(seed) for seed in range(5)]
+    codes = space.encode(archs)
+    for predictor in (LatencyPredictor(space, random_table(space, seed=7)), AccuracyPredictor(space)):
+        by_codes = predictor.predict(codes)
+        np.testing.assert_array_equal(predictor.predict(archs), by_codes)
+        np.testing.assert_array_equal(predictor.predict([a.to_dict() for a in archs]), by_codes)
+        np.testing.assert_array_equal(predictor.predict(codes.astype(np.int64)), by_codes)
+        assert predictor.predict(archs[0]).shape == (1,)
+
+
+def test_a_table_of_another_space_names_the_file_and_both_spaces(tmp_path):
+    table = random_table(get_space("ofa-mbv3-w1.0"), [160], seed=1)
+    table.update_metadata(space="ofa-mbv3-w1.0")
+    table.save(tmp_path / "lut.json")
+    with pytest.raises(ValueError) as info:
+        LatencyPredictor(get_space("tiny-mbv3"), LatencyTable.load(tmp_path / "lut.json"))
+    message = str(info.value)
+    assert str(tmp_path / "lut.json") in message and "'ofa-mbv3-w1.0'" in message and "'tiny-mbv3'" in message
 
 
 def test_concurrent_callers_get_identical_results():

@@ -30,13 +30,19 @@ class LatencyPredictor:
         self.space = space
         self.table = table
         layout = space.lut_layout()
-        self._native = _C.Predictor(
-            table._native, layout["resolutions"], layout["fixed_keys"], layout["block_keys"],
-            layout["B"], layout["K"], layout["E"], layout["G"], layout["D"],
-            layout["block_stage"], layout["block_position"], layout["depth_values"],
-            [int(r) for r in resolutions] if resolutions else [],
-            layout["fixed_io"], layout["block_io"], layout["fixed_params"], layout["block_params"],
-        )
+        try:
+            self._native = _C.Predictor(
+                table._native, layout["resolutions"], layout["fixed_keys"], layout["block_keys"],
+                layout["B"], layout["K"], layout["E"], layout["G"], layout["D"],
+                layout["block_stage"], layout["block_position"], layout["depth_values"],
+                [int(r) for r in resolutions] if resolutions else [],
+                layout["fixed_io"], layout["block_io"], layout["fixed_params"], layout["block_params"],
+            )
+        except KeyError as missing:
+            mismatch = space_mismatch(table, space)
+            if mismatch:
+                raise ValueError(f"{mismatch}; {missing.args[0] if missing.args else missing}") from None
+            raise
 
     @property
     def served_resolutions(self) -> list[int]:
@@ -54,10 +60,8 @@ class LatencyPredictor:
         return dict(self._native.calibration)
 
     def codes(self, archs: ArchesLike) -> np.ndarray:
-        """int32 codes for archs or dicts; an integer array passes through (the native side validates it)."""
-        if isinstance(archs, np.ndarray) and archs.dtype.kind in "iu":
-            return archs
-        return self.space.encode(archs)
+        """int32 codes for archs, dicts or an integer code array (see :meth:`SearchSpace.as_codes`)."""
+        return self.space.as_codes(archs)
 
     def predict(self, archs: ArchesLike, threads: int = 1) -> np.ndarray:
         """Calibrated latency in ms, float64 ``[N]``; ``threads<=0`` uses every core for large batches."""
@@ -83,3 +87,16 @@ class LatencyPredictor:
     def __repr__(self) -> str:
         return (f"LatencyPredictor(space={self.space.name!r}, device={self.table.metadata.get('device')!r}, "
                 f"resolutions={self.served_resolutions})")
+
+
+def space_mismatch(table: LatencyTable, space: SearchSpace) -> str:
+    """Why ``table`` was built for another space than ``space`` ("" when it records this one or none):
+    names the table's file, its space and the requested one."""
+    metadata = table.metadata
+    lut_space, lut_hash = metadata.get("space"), metadata.get("space_hash")
+    if (lut_space is None or lut_space == space.name) and (lut_hash is None or lut_hash == space.content_hash):
+        return ""
+    where = table.source or "this latency table (built in memory)"
+    built_for = f"space {lut_space!r}" if lut_space else "another space"
+    return (f"{where} was built for {built_for} (hash {lut_hash}), not the requested space {space.name!r} "
+            f"(hash {space.content_hash})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from ..atomic import write_bytes_atomic
+from ..space.arch import Arch
 from ..space.base import SearchSpace
 from ..stats import kendall_tau, spearman_rho
 from .encoding import feature_count, one_hot_features
@@ -69,9 +71,10 @@ class AccuracyPredictor(torch.nn.Module):
             np.maximum(x, 0.0, out=x)
         return (x @ head_w)[:, 0].astype(np.float64) + float(base[0])
 
-    def predict(self, codes: np.ndarray) -> np.ndarray:
-        """Predicted accuracy (float64 ``[N]``) for int32 codes ``[N, S]``."""
-        return self.predict_features(one_hot_features(self.space, codes))
+    def predict(self, archs: np.ndarray | Iterable[Arch | Mapping[str, Any]] | Arch | Mapping[str, Any]) -> np.ndarray:
+        """Predicted accuracy (float64 ``[N]``) for archs, OFA dicts or integer codes ``[N, S]``, like
+        :meth:`hwnas.latency.LatencyPredictor.predict` (a non-integer array is a ValueError naming its dtype)."""
+        return self.predict_features(one_hot_features(self.space, self.space.as_codes(archs)))
 
     def invalidate(self) -> None:
         """Call after changing the weights in place: prediction re-reads them."""

@@ -144,8 +144,13 @@ class SearchSpace(abc.ABC):
         return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.int32).reshape(len(archs), self.num_codes)
 
     def check_codes(self, codes: np.ndarray) -> np.ndarray:
-        """Return codes as a C-contiguous int32 ``[N, S]`` array, or ValueError naming the bad cell."""
-        codes = np.ascontiguousarray(codes, dtype=np.int32)
+        """Return codes as a C-contiguous int32 ``[N, S]`` array, or ValueError naming the bad dtype or cell.
+
+        Only integer arrays are codes: a float, NaN, bool or object array is refused, not truncated.
+        """
+        codes = np.asarray(codes)
+        if codes.dtype.kind not in "iu":
+            raise ValueError(f"{self.name}: codes must be an integer array, got dtype {codes.dtype}")
         if codes.ndim != 2 or codes.shape[1] != self.num_codes:
             raise ValueError(f"{self.name}: codes must have shape [N, {self.num_codes}], got {list(codes.shape)}")
         bad = (codes < 0) | (codes >= self.code_cardinalities())
@@ -155,7 +160,16 @@ class SearchSpace(abc.ABC):
                 f"{self.name}: codes row {row}: {self.code_fields()[col]} code {codes[row, col]} "
                 f"out of range [0, {self.code_cardinalities()[col]})"
             )
-        return codes
+        return np.ascontiguousarray(codes, dtype=np.int32)
+
+    def as_codes(self, archs: np.ndarray | Iterable[Arch | Mapping[str, Any]] | Arch | Mapping[str, Any]) -> np.ndarray:
+        """int32 codes ``[N, S]`` from codes (an integer array, checked) or from archs / OFA dicts (encoded).
+
+        What every predictor takes, so that each accepts the same inputs and refuses the same ones.
+        """
+        if isinstance(archs, np.ndarray):
+            return self.check_codes(archs)
+        return self.encode(archs)
 
     def decode(self, codes: np.ndarray) -> list[Arch]:
         """Archs from int32 codes (inverse of ``encode``)."""
