@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import hwnas
-from hwnas.latency import LatencyPredictor, LatencyTable
+from hwnas.latency import LatencyPredictor, LatencyTable, import_ofa_tables
 from hwnas.space import get_space, make_divisible
 
 NOTE10 = Path(__file__).resolve().parents[1].parent / "shared" / "external" / "ofa_luts" / "note10"
@@ -67,7 +67,7 @@ def load_tables(space):
         import yaml
 
         files = sorted(NOTE10.glob("*_lookup_table.yaml"))
-        table = LatencyTable.import_ofa(files, device="Samsung Note10")
+        table = import_ofa_tables(files, device="Samsung Note10")
         per_r = {int(p.name.split("_")[0]): yaml.safe_load(p.read_text()) for p in files}
         return table, per_r, "OFA Samsung Note10 tables (17 resolutions, real)"
     rng = np.random.default_rng(0)

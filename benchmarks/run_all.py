@@ -29,11 +29,43 @@ def is_heavy(script: Path) -> bool:
     return any(line.startswith("HEAVY = True") for line in script.read_text(encoding="utf-8").splitlines())
 
 
+def script_title(script: Path) -> str | None:
+    """A heavy script's section title (a line ``TITLE = "..."``) when it saves several parts, e.g. one per schedule."""
+    for line in script.read_text(encoding="utf-8").splitlines():
+        match = re.match(r'TITLE = "(.+)"', line)
+        if match:
+            return match.group(1)
+    return None
+
+
 def saved_sections(script: Path) -> str:
+    """The section a heavy script last saved; several saved parts become ``###`` parts of one section."""
     files = sorted(SECTIONS.glob(f"{script.stem}*.md"))
     if not files:
         return f"## {script.name}\n\nNot run yet: `python benchmarks/{script.name}` (heavy; see its docstring).\n"
-    return "\n".join(f.read_text(encoding="utf-8").strip() + "\n" for f in files)
+    parts = [f.read_text(encoding="utf-8").strip() for f in files]
+    if len(parts) == 1:
+        return parts[0] + "\n"
+    title = script_title(script) or script.stem
+    demoted = [re.sub(r"^## ", "### ", part, count=1) for part in parts]
+    return f"## {title} (`benchmarks/{script.name}`)\n\n" + "\n\n".join(demoted) + "\n"
+
+
+def stamped(text: str, line: str) -> str:
+    """Each ``##`` section of ``text`` with ``line`` (its date and machine) under its title unless it states one."""
+    out = []
+    for section in re.split(r"^(?=## )", text, flags=re.MULTILINE):
+        if section.startswith("## ") and "Measured on " not in section:
+            title, _, body = section.partition("\n")
+            section = f"{title}\n\n{line}\n{body if body.startswith(chr(10)) else chr(10) + body}"
+        out.append(section)
+    return "".join(out)
+
+
+def header_machine(header: str) -> str:
+    """"Measured on DATE: CPU, N cores." from a RESULTS.md header written by make bench."""
+    match = re.search(r"on (\d{4}-\d{2}-\d{2}): ([^,]+), (\d+) cores", header)
+    return f"Measured on {match.group(1)}: {match.group(2)}, {match.group(3)} cores." if match else "Measured on an unknown day."
 
 
 def light_sections_in(results: str) -> dict[str, str]:
@@ -51,7 +83,8 @@ def reuse(scripts: list[Path]) -> int:
     results = (HERE / "RESULTS.md").read_text(encoding="utf-8")
     header = results.split("\n## ", 1)[0].rstrip() + "\n"
     light = light_sections_in(results)
-    sections = [saved_sections(s) if is_heavy(s) else light.get(s.name, f"## {s.name}\n\nNot run yet: `make bench`.\n")
+    sections = [saved_sections(s) if is_heavy(s)
+                else stamped(light.get(s.name, f"## {s.name}\n\nNot run yet: `make bench`.\n"), header_machine(header))
                 for s in scripts]
     write_results(header, sections)
     return 0
@@ -84,16 +117,20 @@ BEGIN, END = "<!-- results:begin (make bench writes this table from benchmarks/R
 
 
 def headline_rows(sections: list[str]) -> list[str]:
-    """One README row per benchmark section (a script may write several, e.g. one per training schedule):
-    its title and its goal lines (sentences that start with "Goal")."""
+    """One README row per benchmark section: its title and its goal lines (sentences that start with "Goal"),
+    each goal under a ``###`` part prefixed with that part's name."""
     rows = []
     for text in sections:
         for section in re.split(r"^(?=## )", text, flags=re.MULTILINE):
             lines = section.strip().splitlines()
             if not lines or not lines[0].startswith("## "):
                 continue
-            title = lines[0][3:].strip()
-            goals = [first_sentence(line.strip()) for line in lines[1:] if line.strip().startswith("Goal")]
+            title, part, goals = lines[0][3:].strip(), "", []
+            for line in (line.strip() for line in lines[1:]):
+                if line.startswith("### "):
+                    part = re.sub(r"\s*\(`benchmarks/[\w-]+\.py`\)$", "", line[4:].strip())
+                elif line.startswith("Goal"):
+                    goals.append(f"{part}: {first_sentence(line)}" if part else first_sentence(line))
             if goals:
                 escaped = " ".join(goals).replace("|", "\\|").replace("**", "")
                 rows.append(f"| {title} | {escaped} |")
@@ -139,7 +176,7 @@ def main() -> int:
             failed.append(script.name)
             sections.append(f"## {script.name}\n\nFAILED (exit {result.returncode}):\n\n```\n{result.stderr[-3000:]}\n```\n")
         else:
-            sections.append(result.stdout.strip() + "\n")
+            sections.append(stamped(result.stdout.strip() + "\n", measured_on()))
     import torch
 
     header = (

@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lut_query import NOTE10, load_tables, ofa_style_predict  # noqa: E402 - the baseline's latency model
 
-from hwnas.latency import LatencyPredictor, LatencyTable  # noqa: E402
+from hwnas.latency import LatencyPredictor, import_ofa_tables  # noqa: E402
 from hwnas.search import AccuracyPredictor, evolution_search, op_cost_predictor  # noqa: E402
 from hwnas.search.encoding import one_hot_features  # noqa: E402
 from hwnas.space import get_space  # noqa: E402
@@ -226,7 +226,7 @@ def main() -> int:
     budgets10 = np.linspace(12.0, 30.0, 10)
     front_line = "Jetson GPU table not found: the two-device row is skipped."
     if JETSON_GPU.is_dir():
-        jetson = LatencyPredictor(space, LatencyTable.import_ofa(sorted(JETSON_GPU.glob("*_lookup_table.json")),
+        jetson = LatencyPredictor(space, import_ofa_tables(sorted(JETSON_GPU.glob("*_lookup_table.json")),
                                                                  device="Jetson GPU (DynamicOFA)"))
         low_j = float(jetson.predict(space.encode(space.min_arch(served_r[0])))[0])
         high_j = float(jetson.predict(space.encode(space.max_arch(served_r[-1])))[0])

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "cifar10"
 SECTIONS = Path(__file__).resolve().parent / "sections"
 HEAVY = True  # make bench reuses sections/train_cifar-*.md unless HWNAS_BENCH_HEAVY=1
+TITLE = "Progressive shrinking on CIFAR-10"  # one RESULTS.md section, one part per schedule
 GOALS = {"quick": {"wall_s": 1800, "largest": 0.70, "smallest": 0.60},
          "standard": {"wall_s": 3 * 3600, "largest": 0.85, "smallest": 0.78}}
 
@@ -111,7 +112,7 @@ def run_data(out: Path):
 
 @functools.cache
 def _run_data(out: Path):
-    from hwnas.train.run import load_eval_data
+    from hwnas.eval import load_eval_data
 
     config = json.loads((out / "config.json").read_text())
     return load_eval_data(config["data"], data_dir=str(DATA))
@@ -143,9 +144,9 @@ def score_train_fit(out: Path, results: dict) -> dict[str, float]:
     import numpy as np
     import torch
 
+    from hwnas.eval import subnet_accuracy
     from hwnas.nn import load_supernet
     from hwnas.space import Arch
-    from hwnas.train import subnet_accuracy
 
     data, train = run_data(out)
     sample = train.subset(np.random.default_rng(0).choice(len(train), min(FIT_IMAGES, len(train)), replace=False))
@@ -208,8 +209,9 @@ def standalone_setup(out: Path) -> dict:
 def train_alone(results: dict, setup: dict, entry: dict, checkpoint: Path) -> dict:
     """One subnet of the run trained alone from fresh weights (resumed from ``checkpoint`` if killed before);
     its test accuracy beside the supernet's."""
+    from hwnas.eval import accuracy
     from hwnas.space import Arch
-    from hwnas.train import accuracy, train_standalone
+    from hwnas.train import train_standalone
 
     arch = Arch.from_dict(entry["arch"])
     alone = train_standalone(setup["space"], arch, setup["train"], setup["preprocessing"], steps=results["steps"],

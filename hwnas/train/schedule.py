@@ -126,25 +126,10 @@ def _top(values: Sequence, n: int) -> tuple:
 # quick: 4.5 epochs in all: the demo takes minutes on a laptop CPU, full CIFAR-10 ~23 min on 2 cores.
 # standard: OFA's shape (long teacher, short first stages of depth and expand) with the longest elastic phase
 # last, where the smallest subnets are trained at all. That phase runs BigNAS's sandwich (largest + smallest +
-# 1 uniform). Why, from benchmarks/last_phase_bounds.py (quick-scale A/B, 2026-12-02): training the smallest
-# every step gives it +4.0 points over OFA's uniform draws (the 33-epoch OFA-only run left it at 73.8%); the
-# 36-epoch smallest + 2 uniform run (147.5 min on AVX-512 AMD, 2026-12-02) still let the largest erode from
-# the teacher's 86.2% to 83.6% holdout, and putting the largest in the sandwich gains it +1.5/+1.3 points
-# (seeds 0/1) for -0.7/-0.6 on the smallest, -0.7/-1.1 on the middle and +35-43% phase time, paid for by 2
-# teacher epochs (34 epochs; estimated ~165 min on the AVX-512 AMD VM). The sandwich's bounds run at the
-# extreme resolutions and distil in place from the largest (no teacher forward in that phase): against the
-# teacher-distilled sandwich at random resolutions that gains smallest +2.00/+2.65, middle +0.77/+1.00, largest
-# +0.56/+0.84 (seeds 0/1, 2026-12-02/03) for +1-13% phase time; the extremes without in-place KD lost the largest 0.47.
-# Its full-length run (2026-12-03, 2-core Intel Xeon VM at 0.76 s per teacher step, resumed once): test accuracy
-# largest 85.06%, middle 82.38%, smallest 77.81% (holdout 86.6% / 79.2%); 212 min of optimiser steps there,
-# 71 of them the teacher's and 94 the last phase's (1.60 s/step: three subnets, the largest at the top resolution).
-# The native depthwise weight gradient (csrc/depthwise.cpp, 2026-12-03) then cut a step by 25-49% per phase
-# (benchmarks/depthwise_grad.py): the last phase got 2 more epochs (16,3,1,3,1,12; 36 in all) for the smallest:
-# 149.8 min, largest 85.44%, smallest 77.64% (2026-12-03/04). Moving 4 teacher epochs to the last phase
-# (12,3,1,3,1,16) met the smallest (78.22%) but left the largest at 84.99%: the teacher's epochs set the largest's
-# ceiling (holdout 85.2% after 12 epochs, 86.2% after 16). So the 4 epochs come from the short first stages of
-# kernel and depth (16,1,1,1,1,16, same 36 epochs and 12,636 steps): 170.6 min on the 2-core Intel Xeon VM
-# (2026-12-05, its steps ~10% slower than the 149.8-min day), largest 85.86%, middle 82.76%, smallest 78.39%.
+# 1 uniform), its bounds at the space's extreme resolutions, distilled in place from the largest: the A/B that
+# chose it is docs/experiments/sandwich_bounds.md, the epochs per phase docs/experiments/standard_schedule_epochs.md
+# (the teacher's epochs set the largest's ceiling, the last phase's the smallest's). Measured: 170.6 min on a
+# 2-core Intel Xeon VM, test accuracy largest 85.86%, middle 82.76%, smallest 78.39% (benchmarks/RESULTS.md).
 _SETTINGS = {
     "quick": {"epochs": (2.4, 0.4, 0.15, 0.45, 0.2, 0.9), "lrs": (0.2, 0.06, 0.04, 0.06, 0.04, 0.06),
               "subnets": (1, 1, 2, 2, 2, 2), "warmup": 0.25, "crop_padding": 0, "last_phase": {}},

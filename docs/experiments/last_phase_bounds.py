@@ -1,9 +1,9 @@
 """Which subnets should the last phase train every step? An A/B of sandwich bounds from one shared supernet.
 
 Heavy (the first five arms: about 70 min on 2 AVX-512 cores, twice that on AVX2; the two @extremes arms
-10-11 min more each), so ``make bench`` reuses the sections this script last wrote:
+10-11 min more each), a finished experiment (docs/experiments/sandwich_bounds.md), not part of ``make bench``:
 
-    python benchmarks/last_phase_bounds.py [--schedule quick] [--threads 2] [--seed 0] [--arms A,B] [--tag T]
+    python docs/experiments/last_phase_bounds.py [--schedule quick] [--threads 2] [--seed 0] [--arms A,B] [--tag T]
 
 ``--seed`` replicates the whole A/B from another initialisation, batch order and sampler (its section goes
 to ``sections/last_phase_bounds.seedS.md`` beside seed 0's); ``--arms`` runs a subset of the arms, and
@@ -44,12 +44,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from run_all import measured_on  # benchmarks/ is on sys.path: the scripts run as `python benchmarks/NAME.py`
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from run_all import measured_on  # noqa: E402  (the benchmarks' machine line)
+
 DATA = ROOT.parent / "shared" / "data" / "cifar10"
-SECTIONS = Path(__file__).resolve().parent / "sections"
-HEAVY = True  # make bench reuses sections/last_phase_bounds.md unless HWNAS_BENCH_HEAVY=1
+SECTIONS = Path(__file__).resolve().parent / "sections"  # a finished experiment: not part of make bench
 # arm: the last phase's fields it changes
 ARMS: dict[str, dict] = {
     "uniform-2": {"with_largest": False, "with_smallest": False, "subnets_per_step": 2},
@@ -84,10 +85,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
 
     from hwnas.atomic import write_json_atomic, write_text_atomic
+    from hwnas.eval import DEFAULT_DATA_SOURCE, load_eval_data, reference_subnets
     from hwnas.space import get_space
     from hwnas.train import make_schedule
-    from hwnas.train.evaluate import reference_subnets
-    from hwnas.train.run import DEFAULT_DATA_SOURCE, load_eval_data
 
     data, train = load_eval_data({**DEFAULT_DATA_SOURCE, "data_dir": str(DATA)})
     space = get_space("tiny-mbv3", num_classes=train.num_classes)
@@ -111,9 +111,9 @@ def run_arms(args: argparse.Namespace, arms: list[str], data, train, space, phas
     """The shared prefix once, then each arm's last phase from copies of its state; times and accuracies."""
     from hwnas.data.loader import BatchLoader
     from hwnas.data.transforms import TrainTransform
+    from hwnas.eval import reference_subnets, subnet_accuracy
     from hwnas.nn.supernet import OFAMobileNetV3
     from hwnas.train import TrainConfig, Trainer, crop_padding
-    from hwnas.train.evaluate import reference_subnets, subnet_accuracy
 
     load = [os.getloadavg()[0]]
     prefix, last = phases[:-1], phases[-1]
@@ -161,7 +161,7 @@ def section_file(seed: int, tag: str) -> str:
 def title(seed: int, tag: str = "") -> str:
     """The section's heading; replicates and tagged sets of arms say so, to keep their own line in the README table."""
     return ("## Sandwich bounds in the last phase" + (f", {tag}" if tag else "") + (f", seed {seed}" if seed else "")
-            + " (`benchmarks/last_phase_bounds.py`)")
+            + " (`docs/experiments/last_phase_bounds.py`)")
 
 
 def render(schedule: str, seed: int, tag: str, phases: list, result: dict, space, subnets) -> str:
