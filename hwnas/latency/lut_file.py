@@ -11,12 +11,12 @@ import json
 import math
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..atomic import write_bytes_atomic
 
 FORMAT = "hwnas-latency-table"
 SCHEMA_VERSION = 1
@@ -313,35 +313,5 @@ def document_text(metadata: dict[str, Any], keys: list[str], stats: np.ndarray, 
 
 
 def write_text_atomically(path: str | os.PathLike[str], text: str) -> None:
-    """Write beside the target, fsync, rename over it: a crash never leaves a half-written table. The folder
-    must exist (a LUT is not written into a path made up by a typo); errors name the path."""
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as error:
-        raise type(error)(error.errno, f"{target}: cannot create a temporary file beside it: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _sync_folder(target.parent)
-
-
-def _sync_folder(folder: Path) -> None:
-    """Best effort: make the rename itself durable."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Temp file beside the target, fsync, rename: a crash never leaves a half-written table. The folder must exist."""
+    write_bytes_atomic(path, text.encode("utf-8"), make_parents=False)
