@@ -7,7 +7,6 @@ import shutil
 
 from conftest import ROOT
 
-
 PAGES = ["README.md", "docs/python_api.md", "docs/search.md", "docs/training.md"]  # in the order they run
 
 
