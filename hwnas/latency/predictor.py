@@ -60,8 +60,9 @@ class LatencyPredictor:
         return dict(self._native.calibration)
 
     def codes(self, archs: ArchesLike) -> np.ndarray:
-        """int32 codes for archs, dicts or an integer code array (see :meth:`SearchSpace.as_codes`)."""
-        return self.space.as_codes(archs)
+        """int32 codes for archs or dicts; an integer array passes as given (the native side checks shape and
+        range); any other array is a ValueError naming its dtype (see :meth:`SearchSpace.as_codes`)."""
+        return self.space.as_codes(archs, check_values=False)
 
     def predict(self, archs: ArchesLike, threads: int = 1) -> np.ndarray:
         """Calibrated latency in ms, float64 ``[N]``; ``threads<=0`` uses every core for large batches."""

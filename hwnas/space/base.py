@@ -148,9 +148,7 @@ class SearchSpace(abc.ABC):
 
         Only integer arrays are codes: a float, NaN, bool or object array is refused, not truncated.
         """
-        codes = np.asarray(codes)
-        if codes.dtype.kind not in "iu":
-            raise ValueError(f"{self.name}: codes must be an integer array, got dtype {codes.dtype}")
+        codes = self._integer_array(codes)
         if codes.ndim != 2 or codes.shape[1] != self.num_codes:
             raise ValueError(f"{self.name}: codes must have shape [N, {self.num_codes}], got {list(codes.shape)}")
         bad = (codes < 0) | (codes >= self.code_cardinalities())
@@ -162,14 +160,23 @@ class SearchSpace(abc.ABC):
             )
         return np.ascontiguousarray(codes, dtype=np.int32)
 
-    def as_codes(self, archs: np.ndarray | Iterable[Arch | Mapping[str, Any]] | Arch | Mapping[str, Any]) -> np.ndarray:
-        """int32 codes ``[N, S]`` from codes (an integer array, checked) or from archs / OFA dicts (encoded).
+    def as_codes(self, archs: np.ndarray | Iterable[Arch | Mapping[str, Any]] | Arch | Mapping[str, Any],
+                 check_values: bool = True) -> np.ndarray:
+        """int32 codes ``[N, S]`` from codes (an integer array) or from archs / OFA dicts (encoded).
 
-        What every predictor takes, so that each accepts the same inputs and refuses the same ones.
+        What every predictor takes, so that each accepts the same inputs and refuses the same ones. A
+        non-integer array is always refused; ``check_values=False`` leaves shape and range to a caller
+        that checks them itself (the native latency core, on its hot path) and passes the array as given.
         """
         if isinstance(archs, np.ndarray):
-            return self.check_codes(archs)
+            return self.check_codes(archs) if check_values else self._integer_array(archs)
         return self.encode(archs)
+
+    def _integer_array(self, codes: np.ndarray) -> np.ndarray:
+        codes = np.asarray(codes)
+        if codes.dtype.kind not in "iu":
+            raise ValueError(f"{self.name}: codes must be an integer array, got dtype {codes.dtype}")
+        return codes
 
     def decode(self, codes: np.ndarray) -> list[Arch]:
         """Archs from int32 codes (inverse of ``encode``)."""
