@@ -308,7 +308,7 @@ def test_loader_resume_is_exact(tmp_path):
 # ---------------------------------------------------------------- shipped subset
 
 def test_shipped_subset_balanced_small_and_self_contained():
-    assert hd.SUBSET_FILE.stat().st_size <= 15 * 1024 * 1024
+    assert hd.SUBSET_FILE.stat().st_size <= 17 * 1024 * 1024
     assert (hd.SUBSET_FILE.parent / "ATTRIBUTION.md").read_text().count("Krizhevsky") >= 2
     code = (
         "import sys\n"
@@ -322,4 +322,4 @@ def test_shipped_subset_balanced_small_and_self_contained():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "5000 1000 " + str([500] * 10) + " " + str([100] * 10) + " (5000, 32, 32, 3) airplane"
+    assert out.stdout.strip() == "5000 2000 " + str([500] * 10) + " " + str([200] * 10) + " (5000, 32, 32, 3) airplane"

@@ -41,7 +41,7 @@ def write_npz_lzma(path: str | Path, **arrays: np.ndarray) -> None:
     tmp.replace(path)
 
 
-def build_cifar10_subset(src_dir: str | Path, out: str | Path, train_per_class: int = 500, test_per_class: int = 100) -> None:
+def build_cifar10_subset(src_dir: str | Path, out: str | Path, train_per_class: int = 500, test_per_class: int = 200) -> None:
     """Take the first N file names per class from ``cifar10_{train,test}.npz`` and write one archive with
     ``{train,test}_{images,labels,names}`` and ``classes``."""
     arrays: dict[str, np.ndarray] = {"classes": np.array(CIFAR10_CLASSES)}
