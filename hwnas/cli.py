@@ -206,7 +206,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     options = SearchOptions(
         supernet=args.supernet, luts=luts, budgets_ms=parse_budgets(args.latency_ms, len(luts)), out=out,
         strategy=args.strategy, data_dir=args.data_dir, predictor=args.predictor, n_archs=args.n_archs,
-        population=args.population, generations=args.generations, max_macs=args.max_macs, max_params=args.max_params,
+        sampling=args.sampling, population=args.population, generations=args.generations, max_macs=args.max_macs,
+        max_params=args.max_params,
         penalty=args.penalty, weight=args.weight, steps=args.steps, measure=args.measure, seed=args.seed,
         device=args.device, extra={"argv": sys.argv[1:]},
     )
@@ -341,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--data-dir", help="where the training data is now (default: the folder the supernet recorded)")
     search.add_argument("--predictor", help="reuse this accuracy predictor instead of measuring a dataset")
     search.add_argument("--n-archs", type=int, default=500, help="subnets measured for the accuracy predictor (500)")
+    search.add_argument("--sampling", default="stratified-macs", choices=["stratified-macs", "uniform"],
+                        help="how those subnets are drawn: evenly over log-MACs (default) or uniformly per choice")
     search.add_argument("--population", type=int, default=100)
     search.add_argument("--generations", type=int, default=500)
     search.add_argument("--max-macs", type=float, help="also limit MACs (a count, e.g. 2e7)")

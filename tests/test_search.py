@@ -81,6 +81,24 @@ def test_macs_and_params_through_the_native_sum_are_exact(space):
     np.testing.assert_allclose(op_cost_predictor(space, "params").predict(codes) * 1e6, [space.params(a) for a in archs])
 
 
+def test_stratified_draw_covers_the_whole_macs_range_evenly_and_extends_by_prefix(space):
+    from hwnas.search.dataset import draw_codes, stratified_codes
+
+    macs_of = op_cost_predictor(space, "macs").predict
+    low, high = space.macs(space.min_arch()) / 1e6, space.macs(space.max_arch()) / 1e6
+    stratified, uniform = macs_of(stratified_codes(space, 600)), macs_of(space.sample_codes(600, 0))
+    assert stratified.min() == pytest.approx(low) and stratified.max() == pytest.approx(high)
+    edges = np.geomspace(low, high, 6)  # five log-MACs bands: the outer ones hold few uniform archs
+    counts = np.histogram(stratified, edges)[0]
+    plain = np.histogram(uniform, edges)[0]
+    assert counts.min() >= 0.4 * counts.max(), counts  # the pool runs out near the extremes, uniform far sooner
+    assert counts[0] > 5 * plain[0] and counts[-1] > 5 * plain[-1], (counts, plain)
+    assert np.array_equal(stratified_codes(space, 50), stratified_codes(space, 600)[:50])
+    assert len(np.unique(stratified_codes(space, 600), axis=0)) == 600
+    with pytest.raises(ValueError, match="sampling='grid'"):
+        draw_codes(space, 10, 0, "grid")
+
+
 def test_smallest_is_the_exact_minimum(space, latency):
     value, codes = smallest(latency)
     assert latency.predict(codes[None])[0] == pytest.approx(value)

@@ -43,6 +43,7 @@ class SearchOptions:
     data_dir: str | None = None          # overrides the folder the supernet recorded
     predictor: str | None = None
     n_archs: int = 500                   # accuracy dataset size
+    sampling: str = "stratified-macs"    # how its archs are drawn (hwnas.search.dataset.SAMPLINGS)
     population: int = 100
     generations: int = 500
     max_macs: float | None = None
@@ -204,7 +205,7 @@ def _accuracy_predictor(options: SearchOptions, out: Path, supernet: OFAMobileNe
         raise ValueError(f"{saved}: no such accuracy predictor")
     dataset = build_accuracy_dataset(supernet, data.calibration, data.validation, data.preprocessing, options.n_archs,
                                      out / "accuracy_dataset", seed=options.seed, rank=rank, world_size=world_size,
-                                     progress=options.progress and rank == 0)
+                                     progress=options.progress and rank == 0, sampling=options.sampling)
     predictor = AccuracyPredictor(space)
     torch.manual_seed(options.seed)
     report = predictor.fit(dataset.codes, dataset.accuracies, seed=options.seed)
