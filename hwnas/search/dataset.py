@@ -3,8 +3,8 @@
 ``n`` archs are drawn with a seed, so the list is the same every time: ``stratified-macs`` (the default)
 spreads them evenly over log-MACs, from the smallest subnet to the largest, which a uniform draw does not
 (uniform choices pile up in the middle and leave the extremes, where budgets often fall, nearly empty);
-``uniform`` draws every choice and resolution uniformly. Each is extracted, its BatchNorm recalibrated, and its top-1 accuracy measured
-on the holdout images (:func:`hwnas.eval.subnet_accuracy`). Results go to a journal per rank —
+``uniform`` draws every choice and resolution uniformly. Each is extracted, its BatchNorm recalibrated,
+and its top-1 accuracy measured on the holdout images (:func:`hwnas.eval.subnet_accuracy`). Results go to a journal per rank —
 ``journal-rank<r>.jsonl`` in the dataset folder — line by line, so a killed build resumes where it
 stopped, and under ``torchrun`` the ranks split the archs (rank ``r`` takes every ``world``-th one).
 """
