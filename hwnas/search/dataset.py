@@ -23,7 +23,7 @@ from ..data.datasets import ImageDataset
 from ..eval import Preprocessing, barrier, subnet_accuracy
 from ..journal import Journal
 from ..nn.supernet import OFAMobileNetV3
-from ..search.costs import op_cost_predictor
+from .costs import op_cost_predictor
 from ..space.arch import Arch
 from ..space.base import SearchSpace
 
