@@ -23,9 +23,9 @@ from ..data.datasets import ImageDataset
 from ..eval import Preprocessing, barrier, subnet_accuracy
 from ..journal import Journal
 from ..nn.supernet import OFAMobileNetV3
-from .costs import op_cost_predictor
 from ..space.arch import Arch
 from ..space.base import SearchSpace
+from .costs import op_cost_predictor
 
 SAMPLINGS = ("stratified-macs", "uniform")
 POOL = 100_000   # candidates a stratified draw picks from: fixed, so that any n takes a prefix of one order
