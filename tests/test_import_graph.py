@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "nn": {"_C", "atomic", "space"},         # the supernet and its modules
     "formats": {"nn", "space"},              # ONNX / TFLite writers from the network IR
     "latency": {"_C", "atomic", "journal", "plotting", "stats", "space", "nn", "formats", "hwnas"},
-    "eval": {"data", "nn", "space"},         # evaluation data, preprocessing, subnet accuracy, torchrun helpers
+    "eval": {"data", "nn", "space", "formats"},  # evaluation data, preprocessing, subnet accuracy, torchrun helpers
     "train": {"eval", "data", "nn", "space", "atomic", "journal", "plotting"},
     "search": {"eval", "latency", "nn", "data", "space", "_C", "atomic", "journal", "plotting", "stats"},
     "export": {"eval", "formats", "latency", "nn", "data", "space", "atomic", "journal", "plotting", "stats"},

@@ -40,7 +40,7 @@ def test_accuracy_dataset_is_seeded_journaled_and_resumes(setup, tmp_path, monke
     first = build_accuracy_dataset(net, data.subset(range(16)), data.subset(range(16, 48)), pre, 6, tmp_path, seed=3,
                                    progress=False)
     assert len(first) == 6 and len(calls) == 6 and np.all((first.accuracies >= 0) & (first.accuracies <= 1))
-    np.testing.assert_array_equal(first.codes, space.sample_codes(6, np.random.default_rng(3)))
+    np.testing.assert_array_equal(first.codes, dataset_module.stratified_codes(space, 6, 3))
     journal = tmp_path / "journal-rank0.jsonl"
     lines = journal.read_text().splitlines()
     journal.write_text("\n".join(lines[:-2]) + "\n" + lines[-2][:20])  # a kill: one entry lost, one torn
@@ -62,6 +62,18 @@ def test_accuracy_dataset_is_seeded_journaled_and_resumes(setup, tmp_path, monke
     cut = build_accuracy_dataset(net, data.subset(range(16)), data.subset(range(16, 48)), pre, 4, tmp_path, seed=3,
                                  progress=False)
     assert not calls and len(cut) == 4
+
+
+def test_onnxruntime_engine_counts_the_same_top1_as_torch(setup):
+    from hwnas.eval import subnet_accuracy
+
+    space, net, data, pre = setup
+    for arch in (space.min_arch(), space.max_arch(), space.sample(5)):
+        counts = {engine: subnet_accuracy(net, arch, data.subset(range(16)), data.subset(range(16, 64)), pre,
+                                          engine=engine) for engine in ("torch", "onnxruntime")}
+        assert counts["torch"] == counts["onnxruntime"], (arch, counts)
+    with pytest.raises(ValueError, match="engine='tvm'"):
+        subnet_accuracy(net, space.min_arch(), data, data, pre, engine="tvm")
 
 
 def test_latency_penalty_reaches_the_logits(setup):

@@ -87,9 +87,9 @@ def draw_codes(space: SearchSpace, n: int, seed: int, sampling: str) -> np.ndarr
 def build_accuracy_dataset(supernet: OFAMobileNetV3, calibration: ImageDataset, evaluation: ImageDataset,
                            preprocessing: Preprocessing, n: int, folder: str | Path, seed: int = 0,
                            rank: int = 0, world_size: int = 1, progress: bool = True,
-                           sampling: str = "stratified-macs") -> AccuracyDataset:
+                           sampling: str = "stratified-macs", engine: str = "torch") -> AccuracyDataset:
     """Measure ``n`` seeded archs (this rank's share; ``sampling`` says how they are drawn), resuming from the
-    journals in ``folder``.
+    journals in ``folder``. ``engine`` counts top-1 in torch or on onnxruntime (:func:`hwnas.eval.subnet_accuracy`).
 
     Every rank returns the full dataset once all ranks have finished (they meet at a barrier).
     """
@@ -115,7 +115,7 @@ def build_accuracy_dataset(supernet: OFAMobileNetV3, calibration: ImageDataset, 
     supernet.eval()
     for index, arch in tqdm(list(zip(mine, archs)), desc="accuracy dataset", unit="arch", disable=not progress):
         began = time.perf_counter()
-        accuracy = subnet_accuracy(supernet, arch, calibration, evaluation, preprocessing)
+        accuracy = subnet_accuracy(supernet, arch, calibration, evaluation, preprocessing, engine=engine)
         journal.append(str(index), 0, {"arch": arch.to_dict(), "accuracy": accuracy,
                                        "seconds": round(time.perf_counter() - began, 3)})
     supernet.train(was_training)
