@@ -200,12 +200,17 @@ def _comma_list(text: str | None) -> list[str]:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from .search.run import SearchOptions, parse_budgets, results_table, run_search
+    from .zoo import load, resolve_supernet
 
     luts = _comma_list(args.lut)
-    out = args.out or f"runs/search/{Path(args.supernet).parent.name or 'supernet'}-{args.strategy}"
+    supernet = resolve_supernet(args.supernet)
+    predictor = args.predictor
+    if predictor is None and supernet != args.supernet:  # a zoo model: search it with its own predictor
+        predictor = str(load(args.supernet).predictor_path)
+    out = args.out or f"runs/search/{Path(supernet).parent.name or 'supernet'}-{args.strategy}"
     options = SearchOptions(
-        supernet=args.supernet, luts=luts, budgets_ms=parse_budgets(args.latency_ms, len(luts)), out=out,
-        strategy=args.strategy, data_dir=args.data_dir, predictor=args.predictor, n_archs=args.n_archs,
+        supernet=supernet, luts=luts, budgets_ms=parse_budgets(args.latency_ms, len(luts)), out=out,
+        strategy=args.strategy, data_dir=args.data_dir, predictor=predictor, n_archs=args.n_archs,
         sampling=args.sampling, population=args.population, generations=args.generations, max_macs=args.max_macs,
         max_params=args.max_params,
         penalty=args.penalty, weight=args.weight, steps=args.steps, measure=args.measure, seed=args.seed,
@@ -225,6 +230,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import ExportOptions, export, report_table
+    from .zoo import resolve_supernet
 
     if args.arch:
         name = Path(args.arch).stem
@@ -234,7 +240,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         name = Path(args.from_search).name
     out = args.out or f"runs/export/{name}"
     report = export(ExportOptions(
-        supernet=args.supernet, out=out, arch=args.arch, from_search=args.from_search, budget=args.budget,
+        supernet=resolve_supernet(args.supernet) if args.supernet else None, out=out, arch=args.arch,
+        from_search=args.from_search, budget=args.budget,
         formats=_comma_list(args.format), int8=args.int8, calib_images=args.calib_images, tflite_int8=args.tflite_int8,
         luts=_comma_list(args.lut),
         data_dir=args.data_dir, verify=not args.no_verify, test_images=args.test_images, measure=not args.no_measure,
@@ -252,6 +259,42 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out or ("runs/demo-smoke" if args.smoke else "runs/demo"))
     return run_demo(out=out, sizes=SMOKE if args.smoke else DemoSizes())
+
+
+def _cmd_zoo_list(args: argparse.Namespace) -> int:
+    from .zoo import list_models, load, zoo_root
+
+    names = list_models()
+    if not names:
+        print(f"no zoo models in {zoo_root()}")
+    for name in names:
+        meta = load(name, check_hashes=False).metadata
+        accuracy = ", ".join(f"{row['name']} {row['test_acc']:.1%}" for row in meta["accuracy"]["test"])
+        print(f"{name}: {meta['space']}, {meta['num_classes']} classes; test {accuracy}")
+    return 0
+
+
+def _cmd_zoo_info(args: argparse.Namespace) -> int:
+    from .zoo import load
+
+    model = load(args.name)
+    if args.json:
+        print(json.dumps(model.metadata, indent=2))
+    else:
+        print((model.folder / "MODEL_CARD.md").read_text(encoding="utf-8"))
+    print(f"checked: {model.folder} (every file's SHA-256, the supernet's space and class count)")
+    return 0
+
+
+def _cmd_zoo_build(args: argparse.Namespace) -> int:
+    from .zoo.build import BuildOptions, build_entry
+
+    folder = build_entry(BuildOptions(run=args.run, name=args.name, summary=args.summary or "", root=args.root,
+                                      data_dir=args.data_dir, subnets=args.subnets, seed=args.seed,
+                                      bn_images=args.bn_images, engine=args.engine, commit=args.commit,
+                                      reproduce=args.reproduce or "", device=args.device))
+    print(f"zoo entry {folder}: zoo.json, MODEL_CARD.md")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -332,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
 
     search = verbs.add_parser("search", help="find the most accurate subnet per latency budget (evolution or gradient)")
-    search.add_argument("--supernet", required=True, help="a supernet written by hwnas train")
+    search.add_argument("--supernet", required=True, help="a supernet file written by hwnas train, or a zoo model's name")
     search.add_argument("--lut", required=True, help="LUT file(s), comma-separated: one per device")
     search.add_argument("--latency-ms", required=True,
                         help="budgets per LUT, ',' between budgets and ';' between LUTs: '5,8,12' or '5,8;20,30' "
@@ -359,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(func=_cmd_search)
 
     exp = verbs.add_parser("export", help="extract a subnet, write ONNX/TFLite (fp32, int8), verify, bundle for a board")
-    exp.add_argument("--supernet", help="a supernet written by hwnas train (default with --from-search: the search's)")
+    exp.add_argument("--supernet", help="a supernet file or a zoo model's name (default with --from-search: the search's)")
     pick = exp.add_mutually_exclusive_group(required=True)
     pick.add_argument("--arch", help="a JSON file with {ks, e, d, r} (or {'arch': {...}})")
     pick.add_argument("--from-search", help="a hwnas search output folder (its results.json)")
@@ -379,6 +422,30 @@ def build_parser() -> argparse.ArgumentParser:
                      help="LUT validation subnets re-timed beside the files to measure the machine's drift (0: none)")
     exp.add_argument("--out", help="bundle folder (default runs/export/<arch or search>)")
     exp.set_defaults(func=_cmd_export)
+
+    zoo = verbs.add_parser("zoo", help="pretrained supernets shipped with hwnas").add_subparsers(dest="zoo_verb",
+                                                                                                 required=True)
+    zoo.add_parser("list", help="the zoo's models and their test accuracies").set_defaults(func=_cmd_zoo_list)
+    zinfo = zoo.add_parser("info", help="check a zoo model (hashes, space, classes) and print its model card")
+    zinfo.add_argument("name")
+    zinfo.add_argument("--json", action="store_true", help="print zoo.json instead of the card")
+    zinfo.set_defaults(func=_cmd_zoo_info)
+    zbuild = zoo.add_parser("build", help="make a zoo entry from a finished hwnas train run (torchrun for several "
+                                          "processes): measures the predictor's subnets and the card's figures")
+    zbuild.add_argument("--from-run", dest="run", required=True, help="the hwnas train output folder")
+    zbuild.add_argument("--name", required=True, help="the entry's name, e.g. tiny-mbv3-cifar10")
+    zbuild.add_argument("--summary", help="one line for the model card")
+    zbuild.add_argument("--root", help="zoo folder (default $HWNAS_ZOO or the repository's zoo/)")
+    zbuild.add_argument("--data-dir", help="where the run's training data is now (default: the folder it recorded)")
+    zbuild.add_argument("--subnets", type=int, default=1250, help="subnets measured for the predictor (1250)")
+    zbuild.add_argument("--bn-images", type=int, default=2000, help="training images recalibrating BN (2000)")
+    zbuild.add_argument("--engine", default="onnxruntime", choices=["onnxruntime", "torch"],
+                        help="what counts top-1 (default onnxruntime: the exported file, faster on CPUs)")
+    zbuild.add_argument("--commit", help="the hwnas commit that trained the run (default: RUN/COMMIT.txt)")
+    zbuild.add_argument("--reproduce", help="the commands that remake the run and the entry, for the card")
+    zbuild.add_argument("--seed", type=int, default=0)
+    zbuild.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    zbuild.set_defaults(func=_cmd_zoo_build)
 
     demo = verbs.add_parser("demo", help="the end-to-end job on the shipped data (offline)")
     demo.add_argument("--out", help="output folder (default runs/demo, or runs/demo-smoke with --smoke)")

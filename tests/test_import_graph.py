@@ -27,8 +27,9 @@ ALLOWED: dict[str, set[str]] = {
     "train": {"eval", "data", "nn", "space", "atomic", "journal", "plotting"},
     "search": {"eval", "latency", "nn", "data", "space", "_C", "atomic", "journal", "plotting", "stats"},
     "export": {"eval", "formats", "latency", "nn", "data", "space", "atomic", "journal", "plotting", "stats"},
-    "demo": {"eval", "train", "search", "export", "latency", "nn", "data", "space", "atomic", "plotting"},
-    "cli": {"demo", "eval", "train", "search", "export", "latency", "nn", "data", "space", "formats", "atomic",
+    "zoo": {"eval", "search", "latency", "nn", "data", "space", "atomic"},  # shipped supernets: find, check, build
+    "demo": {"zoo", "eval", "train", "search", "export", "latency", "nn", "data", "space", "atomic", "plotting"},
+    "cli": {"zoo", "demo", "eval", "train", "search", "export", "latency", "nn", "data", "space", "formats", "atomic",
             "journal", "hwnas"},
     "__main__": {"cli"},
 }

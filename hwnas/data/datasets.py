@@ -204,7 +204,7 @@ def load_dataset(kind: str, path: str | Path, split: str = "train") -> ImageData
 def get_dataset(name: str = "cifar10", data_dir: str | Path | None = None, split: str = "train") -> ImageDataset:
     """A named dataset's ``split`` ('train' or 'test').
 
-    ``data_dir`` None: the CIFAR-10 subset shipped in the package (500 train + 100 test images per class).
+    ``data_dir`` None: the CIFAR-10 subset shipped in the package (500 train + 200 test images per class).
     Otherwise the first of: ``data_dir/<name>_<split>.npz`` (../shared/data layout), CIFAR-10 python
     batches in ``data_dir`` or ``data_dir/cifar-10-batches-py``, an ImageFolder at ``data_dir/<split>``.
     """
