@@ -200,13 +200,14 @@ def _comma_list(text: str | None) -> list[str]:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from .search.run import SearchOptions, parse_budgets, results_table, run_search
-    from .zoo import load, resolve_supernet
+    from .zoo import resolve_zoo
 
     luts = _comma_list(args.lut)
-    supernet = resolve_supernet(args.supernet)
+    model = resolve_zoo(args.supernet)
+    supernet = args.supernet if model is None else str(model.supernet_path)
     predictor = args.predictor
-    if predictor is None and supernet != args.supernet:  # a zoo model: search it with its own predictor
-        predictor = str(load(args.supernet).predictor_path)
+    if predictor is None and model is not None:  # a zoo model: search it with its own predictor
+        predictor = str(model.predictor_path)
     out = args.out or f"runs/search/{Path(supernet).parent.name or 'supernet'}-{args.strategy}"
     options = SearchOptions(
         supernet=supernet, luts=luts, budgets_ms=parse_budgets(args.latency_ms, len(luts)), out=out,

@@ -4,6 +4,6 @@
 count); the command line takes a zoo name wherever it takes a supernet file. ``hwnas zoo build`` makes an
 entry from a finished training run (:mod:`hwnas.zoo.build`).
 """
-from .entry import ZooModel, list_models, load, resolve_supernet, zoo_root
+from .entry import ZooModel, list_models, load, resolve_supernet, resolve_zoo, zoo_root
 
-__all__ = ["ZooModel", "list_models", "load", "resolve_supernet", "zoo_root"]
+__all__ = ["ZooModel", "list_models", "load", "resolve_supernet", "resolve_zoo", "zoo_root"]

@@ -112,8 +112,9 @@ def load(name: str, root: Path | None = None, check_hashes: bool = True) -> ZooM
         path = folder / entry["path"]
         if not path.is_file():
             raise ValueError(f"{manifest}: {key} file {path} is missing")
-        if check_hashes and sha256_of(path) != entry["sha256"]:
-            raise ValueError(f"{path}: SHA-256 {sha256_of(path)} differs from {entry['sha256']} in {manifest} "
+        digest = sha256_of(path) if check_hashes else entry["sha256"]
+        if digest != entry["sha256"]:
+            raise ValueError(f"{path}: SHA-256 {digest} differs from {entry['sha256']} in {manifest} "
                              f"(file damaged, edited or replaced)")
     model = ZooModel(folder.name, folder, metadata)
     _check_supernet_header(model)
@@ -140,13 +141,18 @@ def _check_supernet_header(model: ZooModel) -> None:
                          f"num_classes={meta['num_classes']}")
 
 
-def resolve_supernet(text: str, root: Path | None = None) -> str:
-    """What a ``--supernet`` argument names: an existing file as given, else a zoo model's checked supernet."""
+def resolve_zoo(text: str, root: Path | None = None) -> ZooModel | None:
+    """What a ``--supernet`` argument names: None for an existing file, else the checked zoo model of that name."""
     if Path(text).is_file():
-        return text
+        return None
     try:
-        return str(load(text, root).supernet_path)
+        find(text, root)
     except ValueError as error:
-        if "no zoo model of that name" in str(error):
-            raise ValueError(f"--supernet {text!r}: no such file, and {error}") from None
-        raise
+        raise ValueError(f"--supernet {text!r}: no such file, and {error}") from None
+    return load(text, root)
+
+
+def resolve_supernet(text: str, root: Path | None = None) -> str:
+    """The supernet file a ``--supernet`` argument names: an existing file as given, else a zoo model's."""
+    model = resolve_zoo(text, root)
+    return text if model is None else str(model.supernet_path)
