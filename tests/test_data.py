@@ -323,3 +323,21 @@ def test_shipped_subset_balanced_small_and_self_contained():
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "5000 2000 " + str([500] * 10) + " " + str([200] * 10) + " (5000, 32, 32, 3) airplane"
+
+
+def test_eval_split_of_a_class_sorted_dataset_calibrates_on_every_class_in_mixed_batches():
+    """The shipped subset is sorted by class: the BN part must still be stratified and shuffled, or BN is
+    estimated on half the classes and validation sees only the other half."""
+    from hwnas.data.datasets import get_dataset
+    from hwnas.eval import load_eval_data
+
+    source = {"name": "cifar10", "data_dir": None, "holdout": 0.5, "seed": 0, "bn_images": 2000}
+    data, _ = load_eval_data(source)
+    calibration, validation = data.calibration, data.validation
+    assert np.all(np.diff(get_dataset("cifar10", None, "train").labels) >= 0)  # the premise: sorted by class
+    assert set(np.bincount(calibration.labels, minlength=10)) == {len(calibration) // 10}
+    assert set(np.bincount(validation.labels, minlength=10)) == {len(validation) // 10}
+    first_batch = calibration.labels[:250]
+    assert np.bincount(first_batch, minlength=10).max() < 50  # a batch is a mix, not one class
+    seen = {name for name in calibration.filenames} & {name for name in validation.filenames}
+    assert not seen
