@@ -341,3 +341,19 @@ def test_eval_split_of_a_class_sorted_dataset_calibrates_on_every_class_in_mixed
     assert np.bincount(first_batch, minlength=10).max() < 50  # a batch is a mix, not one class
     seen = {name for name in calibration.filenames} & {name for name in validation.filenames}
     assert not seen
+
+
+def test_shipped_test_images_are_a_uniform_draw_over_cifar10_sub_categories():
+    """CIFAR-10 file names are WordNet sub-categories; a subset picked by name covers few of them and is harder
+    than the test split. The shipped draw must cover most sub-categories, in proportions close to the split's."""
+    full_dir = ROOT.parent / "shared" / "data" / "cifar10"
+    if not (full_dir / "cifar10_test.npz").exists():
+        pytest.skip("the full CIFAR-10 test split is not beside this checkout")
+    full, shipped = hd.get_dataset("cifar10", full_dir, "test"), hd.get_dataset(split="test")
+    category = np.vectorize(lambda name: name.rsplit("_s_", 1)[0])
+    full_cats, shipped_cats = category(np.array(full.filenames)), category(np.array(shipped.filenames))
+    assert len(set(shipped_cats)) >= 0.7 * len(set(full_cats))
+    names, counts = np.unique(full_cats, return_counts=True)
+    expected = counts / counts.sum()
+    observed = np.array([(shipped_cats == n).mean() for n in names])
+    assert 0.5 * np.abs(observed - expected).sum() < 0.15  # total variation distance: 0.12 for this draw, 0.77 by file name

@@ -116,13 +116,14 @@ def test_shipped_entry_figures_hold_on_the_shipped_test_images(name):
     """The card's figures, re-measured from the shipped weights on the shipped 2,000 test images: equal to the
     card's shipped-test column (same images, same recalibration), and within 3 binomial standard errors of the
     full-test figures; the predictor meets the bar on its held-out subnets."""
-    from hwnas.eval import load_eval_data, reference_subnets, subnet_accuracy
+    from hwnas.eval import load_eval_data, recorded_preprocessing, reference_subnets, subnet_accuracy
+    from hwnas.nn.checkpoint import supernet_extra
     from hwnas.zoo.build import SHIPPED_SOURCE
 
     model = load(name)
     meta = model.metadata
     net = model.supernet().eval()
-    data, _ = load_eval_data(SHIPPED_SOURCE)
+    data, _ = load_eval_data(SHIPPED_SOURCE, preprocessing=recorded_preprocessing(supernet_extra(model.supernet_path)))
     refs = reference_subnets(net.space)
     full = {row["name"]: row for row in meta["accuracy"]["test"]}
     shipped = {row["name"]: row for row in meta["accuracy"]["shipped_test"]}

@@ -26,9 +26,14 @@ class EvalData:
     name: str  # the dataset's, e.g. cifar10-train
 
 
-def load_eval_data(source: dict[str, Any], data_dir: str | None = None) -> tuple[EvalData, ImageDataset]:
+def load_eval_data(source: dict[str, Any], data_dir: str | None = None,
+                   preprocessing: Preprocessing | None = None) -> tuple[EvalData, ImageDataset]:
     """The holdout (BN part, validation part) and test set of a training run, from its ``data_source``;
-    ``data_dir`` overrides the recorded folder (the data moved). Also returns the training split."""
+    ``data_dir`` overrides the recorded folder (the data moved). Also returns the training split.
+
+    ``preprocessing`` is the normalisation the supernet was trained with (what its checkpoint recorded): a
+    network evaluated on other data than it trained on (a zoo model on the shipped subset) still sees its
+    own mean/std. None: computed from the training split, which is the training run's own when the data is."""
     folder = data_dir if data_dir is not None else source["data_dir"]
     train_all = get_dataset(source["name"], folder, "train")
     test = get_dataset(source["name"], folder, "test")
@@ -36,7 +41,7 @@ def load_eval_data(source: dict[str, Any], data_dir: str | None = None) -> tuple
         raise ValueError(f"train and test splits disagree on classes: {train_all.classes} vs {test.classes}")
     train, holdout = split_holdout(train_all, source["holdout"], seed=source["seed"])
     calibration, validation = _split_for_eval(holdout, source["bn_images"], seed=source["seed"])
-    return EvalData(calibration, validation, test, Preprocessing.of(train), train_all.name), train
+    return EvalData(calibration, validation, test, preprocessing or Preprocessing.of(train), train_all.name), train
 
 
 def _split_for_eval(holdout: ImageDataset, bn_images: int, seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
@@ -54,3 +59,10 @@ def _split_for_eval(holdout: ImageDataset, bn_images: int, seed: int = 0) -> tup
     rest, picked = split_indices(holdout.labels, n, seed)
     mixed = np.random.default_rng(seed).permutation(picked)
     return holdout.subset(mixed, f"{holdout.name}-bn"), holdout.subset(rest, f"{holdout.name}-val")
+
+
+def recorded_preprocessing(extra: dict[str, Any]) -> Preprocessing | None:
+    """The normalisation a checkpoint's ``extra`` recorded (``hwnas.nn.checkpoint.supernet_extra``); None if none."""
+    value = extra.get("preprocessing")
+    return None if value is None else Preprocessing.from_dict(value)
+

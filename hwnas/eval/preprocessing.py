@@ -3,6 +3,7 @@ every supernet, so that search, export and the runtime all feed a subnet the inp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,3 +37,15 @@ class Preprocessing:
 
     def to_dict(self) -> dict[str, list[float]]:
         return {"mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> Preprocessing:
+        """The inverse of :meth:`to_dict`; a malformed record is refused, naming it."""
+        try:
+            mean, std = tuple(float(v) for v in value["mean"]), tuple(float(v) for v in value["std"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"preprocessing {value!r}: expected {{'mean': [...], 'std': [...]}}") from None
+        if len(mean) != len(std) or not mean or min(std) <= 0:
+            raise ValueError(f"preprocessing {value!r}: mean and std need one value per channel, std > 0")
+        return cls(mean, std)
+
