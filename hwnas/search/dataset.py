@@ -38,7 +38,8 @@ class AccuracyDataset:
 
     codes: np.ndarray
     accuracies: np.ndarray
-    seconds: float
+    seconds: float               # wall time of this call (near zero when the journals already held everything)
+    subnet_seconds: float = 0.0  # the journaled time of every measurement, summed over subnets and resumes
 
     def __len__(self) -> int:
         return len(self.accuracies)
@@ -125,16 +126,19 @@ def build_accuracy_dataset(supernet: OFAMobileNetV3, calibration: ImageDataset, 
     if missing:
         raise RuntimeError(f"{folder}: {len(missing)} archs unmeasured after every rank finished (first: {missing[0]})")
     measured = [done[i] for i in range(n)]  # entries beyond n (an earlier, larger n) are kept but not used
-    for i, (arch, _) in enumerate(measured):
+    for i, (arch, _, _) in enumerate(measured):
         if space.encode(arch)[0].tolist() != codes[i].tolist():
             raise ValueError(f"{folder}: journal entry {i} holds another arch than this seed draws")
-    return AccuracyDataset(codes, np.array([a for _, a in measured]), time.perf_counter() - start)
+    return AccuracyDataset(codes, np.array([a for _, a, _ in measured]), time.perf_counter() - start,
+                           sum(t for _, _, t in measured))
 
 
-def _measured(folder: Path, header: dict) -> dict[int, tuple[Arch, float]]:
-    """Every arch measured so far by any rank's journal (each journal checked against ``header``)."""
-    measured: dict[int, tuple[Arch, float]] = {}
+def _measured(folder: Path, header: dict) -> dict[int, tuple[Arch, float, float]]:
+    """Every arch measured so far by any rank's journal (each journal checked against ``header``), with its
+    accuracy and the seconds its measurement took."""
+    measured: dict[int, tuple[Arch, float, float]] = {}
     for path in sorted(folder.glob("journal-rank*.jsonl")):
         for (key, _), record in Journal(path, header, writable=False).records.items():
-            measured[int(key)] = (Arch.from_dict(record["arch"]), float(record["accuracy"]))
+            measured[int(key)] = (Arch.from_dict(record["arch"]), float(record["accuracy"]),
+                                  float(record.get("seconds", 0.0)))
     return measured

@@ -76,7 +76,8 @@ On the {accuracy['shipped_test_images']:,} test images shipped with hwnas ({accu
 each measured on {predictor['evaluation']}. Never the test set.
 Held out: Spearman ρ {held_out['spearman']}, Kendall τ {held_out['kendall']}, MAE {held_out['mae_pts']} points,
 RMSE {held_out['rmse_pts']} points. The measured pairs are in `{meta['files']['accuracy_dataset']['path']}`
-({predictor['dataset_seconds'] / 60:.0f} min to measure, {predictor['machine']}).
+({predictor['subnet_seconds'] / 3600:.1f} process-hours to measure, {predictor['subnet_seconds'] / predictor['n_subnets']:.1f} s
+per subnet, on {predictor['machine']}).
 
 ## Training
 - Command: `{training['command']}` (seed {training['seed']}, hwnas commit `{training['commit']}`, torch
