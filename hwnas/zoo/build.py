@@ -108,6 +108,7 @@ def build_entry(options: BuildOptions) -> Path:
         macs = op_cost_predictor(space, "macs").predict(dataset.codes)
         predictor_meta = {
             "n_subnets": len(dataset), "n_train": report["n_train"], "n_val": report["n_val"],
+            "weight_decay": report["weight_decay"],
             "sampling": "evenly over log-MACs (smallest and largest at every resolution, then 20 bands in turn)",
             "evaluation": f"the {len(holdout):,}-image validation split, BN recalibrated on {len(bn):,} training images",
             "macs_range_m": [float(macs.min()), float(macs.max())], "val": report["val"], "train": report["train"],

@@ -70,7 +70,7 @@ On the {accuracy['shipped_test_images']:,} test images shipped with hwnas ({accu
 {_accuracy_rows(accuracy['shipped_test'])}
 
 ## Accuracy predictor
-`{meta['files']['accuracy_predictor']['path']}`: OFA's MLP (3×400, one-hot arch features) fitted on
+`{meta['files']['accuracy_predictor']['path']}`: OFA's MLP (3×400, one-hot arch features; AdamW weight decay {predictor.get('weight_decay', 0)}) fitted on
 {predictor['n_train']:,} subnets and checked on {predictor['n_val']:,} held out, drawn {predictor['sampling']}
 ({predictor['n_subnets']:,} in all, MACs {predictor['macs_range_m'][0]:.1f}–{predictor['macs_range_m'][1]:.1f} M),
 each measured on {predictor['evaluation']}. Never the test set.
