@@ -258,8 +258,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import SMOKE, DemoSizes, run_demo
 
-    out = Path(args.out or ("runs/demo-smoke" if args.smoke else "runs/demo"))
-    return run_demo(out=out, sizes=SMOKE if args.smoke else DemoSizes())
+    out = Path(args.out or ("runs/demo-smoke" if args.smoke else "runs/demo-train" if args.train else "runs/demo"))
+    return run_demo(out=out, sizes=SMOKE if args.smoke else DemoSizes(), supernet=args.supernet, train=args.train)
 
 
 def _cmd_zoo_list(args: argparse.Namespace) -> int:
@@ -450,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = verbs.add_parser("demo", help="the end-to-end job on the shipped data (offline)")
     demo.add_argument("--out", help="output folder (default runs/demo, or runs/demo-smoke with --smoke)")
+    demo.add_argument("--supernet", help="a zoo name or supernet file to start from (default: the zoo's "
+                      "tiny-mbv3-cifar10)")
+    demo.add_argument("--train", action="store_true",
+                      help="train the supernet now instead (quick schedule on the shipped 5,000 images, ~5 min)")
     demo.add_argument("--smoke", action="store_true",
                       help="every stage on tiny sizes (about a minute; numbers meaningless): checks an install")
     demo.set_defaults(func=_cmd_demo)

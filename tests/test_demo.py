@@ -1,4 +1,5 @@
-"""``hwnas demo --smoke``: every stage of the main job runs and the report shows each one's numbers."""
+"""``hwnas demo``: every stage of the main job runs on the zoo supernet, the report's table parses with every
+column filled, and the checks it prints are the issue's bars."""
 from __future__ import annotations
 
 import json
@@ -6,26 +7,70 @@ import json
 import pytest
 
 from hwnas.cli import main
+from hwnas.demo.report import COLUMNS, Row, checks, markdown_table, parse_table
+
+NUMERIC = [c for c in COLUMNS if c not in ("runtime", "file kB fp32/int8", "fp32 check", "int8 (experimental)")]
+INT8_COLUMNS = ("int8 measured ms", "test acc % int8")
+
+
+def _row(runtime: str, budget: float, acc: float, error: float = 0.01) -> Row:
+    return Row(runtime=runtime, budget=budget, lut_ms=budget, measured_ms=budget * (1 + error), error=error,
+               raw_error=error, int8_ms=budget * 2, predicted_acc=acc + 0.01, test_acc=acc, int8_acc=acc - 0.002,
+               int8_agreement=0.985, macs=12_000_000, kb=(2000.0, 700.0), fp32_passed=True, folder="export/x")
+
+
+def test_table_round_trips_with_every_cell_filled():
+    rows = [_row("ort-cpu", 0.3, 0.79), _row("ort-cpu", 1.5, 0.845), _row("tflite", 0.5, 0.82)]
+    parsed = parse_table("# report\n\n" + markdown_table(rows) + "\n\ntext after\n")
+    assert len(parsed) == 3 and list(parsed[0]) == list(COLUMNS)
+    for row in parsed:
+        assert all(cell for cell in row.values())
+        for column in NUMERIC:
+            float(row[column])  # a glued separator ("0.4570-") or a placeholder would not parse
+        assert row["file kB fp32/int8"].count("/") == 1
+
+
+def test_checks_flag_a_falling_accuracy_a_low_largest_budget_and_a_latency_miss():
+    rows = [_row("ort-cpu", 0.3, 0.79), _row("ort-cpu", 0.8, 0.84), _row("ort-cpu", 1.5, 0.835, error=0.12)]
+    held = [held for _, held, _ in checks(rows, {"ort-cpu": 0.25})]
+    assert held == [False, True, False, False]  # drop of 0.5 pts; 79% ≥ 78%; 83.5% < 84%; +12% latency
+    below = checks(rows, {"ort-cpu": 0.4})[1]
+    assert not below[1] and "below the smallest subnet" in below[2]
 
 
 @pytest.mark.slow
-def test_smoke_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
+def test_smoke_demo_on_the_zoo_supernet_writes_a_complete_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--smoke", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "[train]" in printed and "[search]" in printed and "demo finished" in printed
+    assert "[zoo] tiny-mbv3-cifar10" in printed and "[search] ort-cpu" in printed and "[search] tflite" in printed
+    assert "demo finished" in printed and "[train]" not in printed
     report = (out / "report.md").read_text()
-    assert "| budget ms |" in report and report.count("| pass |") == 3
-    for name in ("pareto.png", "latency.png", "training.png"):
+    rows = parse_table(report)
+    assert [r["runtime"] for r in rows] == ["ort-cpu", "ort-cpu", "tflite", "tflite"]
+    for row in rows:
+        for column in NUMERIC:
+            if column not in INT8_COLUMNS:  # smoke exports no int8
+                float(row[column])
+        assert row["fp32 check"] == "pass"
+        assert abs(float(row["test acc % fp32"]) - 80) < 10  # the pretrained supernet, not an untrained one
+    assert "## Checks" in report and "experimental" in report
+    for name in ("pareto.png", "latency.png", "accuracy_latency.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG", name
-    search = json.loads((out / "search" / "results.json").read_text())
-    assert len(search["found"]) == 3
-    for entry in search["found"]:
-        budget = next(iter(entry["budgets_ms"].values()))
-        bundle = out / "export" / f"{budget:g}ms"
-        exported = json.loads((bundle / "report.json").read_text())
-        assert exported["arch"] == entry["arch"] and exported["passed"]
-        assert {"onnx", "tflite"} == set(exported["formats"])  # smoke: no int8 (an untrained net cannot pass it)
-        assert exported["formats"]["onnx"]["measured_latency_ms"] > 0
+    for runtime in ("ort-cpu", "tflite"):
+        search = json.loads((out / f"search-{runtime}" / "results.json").read_text())
+        assert search["accuracy_predictor"]["val"]["spearman"] >= 0.9  # the zoo's predictor, not a refit
+        assert len(search["found"]) == 2
     assert main(["demo", "--smoke", "--out", str(out)]) == 0  # everything finished is reused, not redone
-    assert "reusing" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert again.count("reusing") >= 4 and "[export] ort-cpu" not in again.replace("reusing", "")
+
+
+@pytest.mark.slow
+def test_smoke_demo_train_path_trains_then_fits_its_own_predictor(tmp_path, capsys):
+    out = tmp_path / "demo-train"
+    assert main(["demo", "--smoke", "--train", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "[train]" in printed and "[zoo]" not in printed
+    assert (out / "accuracy_predictor.safetensors").exists() and (out / "training.png").exists()
+    assert len(parse_table((out / "report.md").read_text())) == 4
