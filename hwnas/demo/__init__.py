@@ -48,9 +48,11 @@ def run_demo(out: Path, sizes: DemoSizes = DemoSizes(), supernet: str | None = N
     if chosen.training is not None:
         shutil.copyfile(Path(chosen.training["supernet"]).parent / "training.png", out / "training.png")
     verdicts = checks(rows, {runtime: latency_range(lut)[0] for runtime, lut in luts.items()})
-    test_images = next(iter(reports.values()))["formats"]["onnx"]["test_images"]
+    formats = next(iter(reports.values()))["formats"]
+    test_images = formats["onnx"]["test_images"]
+    int8_images = f"{formats['onnx_int8']['test_images']:,}" if "onnx_int8" in formats else "none (not exported)"
     report = write_report(out, chosen, searches, rows, verdicts, [profile_summary(p) for p in luts.values()],
-                          time.time() - start, f"{cpu_model()}", test_images)
+                          time.time() - start, f"{cpu_model()}", test_images, int8_images)
     print(console_table(rows))
     for what, held, figures in verdicts:
         print(f"[check] {'held' if held else 'NOT HELD'}: {what} — {figures}")

@@ -139,7 +139,7 @@ def _supernet_lines(supernet: Supernet) -> str:
 
 def write_report(out: Path, supernet: Supernet, searches: dict[str, dict[str, Any]], rows: list[Row],
                  verdicts: list[tuple[str, bool, str]], profile_lines: list[str], seconds: float, machine: str,
-                 test_images: int) -> Path:
+                 test_images: int, int8_images: str) -> Path:
     """``report.md``: the results table, the checks, each stage's numbers and the plots."""
     from ..atomic import write_bytes_atomic
 
@@ -155,7 +155,8 @@ to the largest. "LUT ms" is the calibrated prediction; "measured ms" the exporte
 protocol's anchor subnets, timed beside each file), "raw error %" against the LUT as stored. "predicted acc"
 is the predictor's, on the validation split with BN recalibrated on full training data: expect the shipped
 test images to read 1–2 points lower. Accuracies are top-1 on the {test_images:,} shipped CIFAR-10 test images
-(one binomial standard error ≈ 0.8 pts), counted by each exported file on its runtime.
+(one binomial standard error ≈ 0.8 pts), counted by each exported file on its runtime; the int8 files on
+{int8_images} of them (a seeded uniform sample: ONNX int8 still runs several times slower than fp32).
 
 ## Results
 

@@ -45,8 +45,9 @@ class ExportOptions:
     data_dir: str | None = None
     verify: bool = True
     numeric_images: int = 100                    # images for max_abs_diff
-    agreement_images: int = 500                  # images for top-1 agreement (the first of the test set)
+    agreement_images: int = 500                  # images for top-1 agreement (a seeded uniform sample of the test set)
     test_images: int | None = None               # images for test accuracy (None: the whole test set)
+    int8_test_images: int | None = None          # of those, how many the int8 files are counted on (None: all)
     measure: bool = True
     drift_anchors: int = DEFAULT_ANCHORS         # validation subnets re-timed beside the files (0: no drift check)
     progress: bool = True
@@ -130,7 +131,10 @@ def export(options: ExportOptions) -> dict[str, Any]:
     calib_nchw = subnet.inputs_nchw(subnet.data.calibration.images[:options.calib_images])
     test = subnet.data.test
     n_test = len(test) if options.test_images is None else min(options.test_images, len(test))
-    ref = reference(subnet, test.images[:n_test], test.labels[:n_test]) if options.verify else None
+    # a seeded order, so that any prefix (the numeric, agreement and int8 images) is a uniform sample: test
+    # splits often come sorted by class (the shipped subset does), and the first 500 would be three classes
+    order = np.random.default_rng(0).permutation(len(test))[:n_test]
+    ref = reference(subnet, test.images[order], test.labels[order]) if options.verify else None
 
     files: dict[str, str] = {}
     formats: dict[str, dict[str, Any]] = {}
@@ -156,7 +160,9 @@ def export(options: ExportOptions) -> dict[str, Any]:
         if pricing is not None:
             entry["lut"] = pricing["lut_id"] if not int8 else f"{pricing['lut_id']} (fp32 LUT: not a prediction for int8)"
         if ref is not None:
-            entry.update(compare(str(path), ref, int8, options.numeric_images, options.agreement_images, _threads()))
+            limit = options.int8_test_images if int8 else None
+            entry.update(compare(str(path), ref, int8, options.numeric_images, options.agreement_images, _threads(),
+                                 limit=limit))
         if options.measure:
             timed.append(TimedFile(key, data, fmt, subnet.resolution, pricing["threads"] if pricing else 1))
             if pricing is not None and not int8:

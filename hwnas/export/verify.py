@@ -44,9 +44,12 @@ def file_logits(path: str, inputs_nhwc: np.ndarray, threads: int) -> np.ndarray:
     return Model(path, threads=threads).logits(inputs_nhwc)
 
 
-def compare(path: str, ref: Reference, int8: bool, n_numeric: int, n_agreement: int, threads: int) -> dict[str, Any]:
+def compare(path: str, ref: Reference, int8: bool, n_numeric: int, n_agreement: int, threads: int,
+            limit: int | None = None) -> dict[str, Any]:
     """``max_abs_diff`` on the first ``n_numeric`` images, ``top1_agreement`` on the first ``n_agreement``,
-    ``test_acc`` on all of them; ``passed`` by the fp32 or int8 criterion."""
+    ``test_acc`` on all of them (the first ``limit`` only, when given); ``passed`` by the fp32 or int8 criterion."""
+    if limit is not None:
+        ref = Reference(ref.inputs_nhwc[:limit], ref.logits[:limit], ref.labels[:limit])
     logits = file_logits(path, ref.inputs_nhwc, threads)
     if logits.shape != ref.logits.shape:
         raise ValueError(f"{path}: output shape {logits.shape} differs from PyTorch's {ref.logits.shape}")
