@@ -40,7 +40,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from hwnas.demo import run_demo
     from hwnas.demo.report import parse_table
-    from hwnas.eval import load_eval_data, recorded_preprocessing, reference_subnets, subnet_accuracy
+    from hwnas.eval import checkpoint_eval_data, reference_subnets, subnet_accuracy
     from hwnas.nn.checkpoint import supernet_extra
     from hwnas.space.arch import Arch
     from hwnas.zoo import load
@@ -57,9 +57,9 @@ def main() -> int:
 
     model = load(ZOO)
     net = model.supernet().eval()
-    preprocessing = recorded_preprocessing(supernet_extra(model.supernet_path))
-    source = {"name": "cifar10", "data_dir": args.data_dir, "holdout": 0.1, "seed": 0, "bn_images": 2000}  # training's
-    full, _ = load_eval_data(source, preprocessing=preprocessing)
+    extra = supernet_extra(model.supernet_path)
+    full, _ = checkpoint_eval_data(extra, args.data_dir, data=extra["training_data"])  # the training run's split
+    preprocessing = full.preprocessing
     card = {row["name"]: row["test_acc"] for row in model.metadata["accuracy"]["test"]}
     reference = []
     for name, arch in reference_subnets(net.space).items():

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import read_json
+from ..atomic import read_json, write_bytes_atomic
 from ..space import get_space
 
 SPACE = "tiny-mbv3"
@@ -112,7 +112,7 @@ def supernet_stage(out: Path, supernet: str | None, train: bool, sizes: DemoSize
     if model is None:
         return Supernet(name, None, f"`{name}`")
     rows = {row["name"]: row["test_acc"] for row in model.metadata["accuracy"]["test"]}
-    print(f"[zoo] {model.name}: {model.metadata['summary'] if 'summary' in model.metadata else ''}".rstrip())
+    print(f"[zoo] {model.name}: {model.metadata.get('summary', '')}".rstrip())
     print(f"[zoo] on the 10,000 CIFAR-10 test images: smallest {rows['smallest']:.1%}, middle {rows['middle']:.1%}, "
           f"largest {rows['largest']:.1%}")
     return Supernet(str(model.supernet_path), str(model.predictor_path), f"zoo model `{model.name}`",
@@ -181,7 +181,7 @@ def search_stage(out: Path, runtime: str, supernet: Supernet, luts: dict[str, Pa
                                        predictor=predictor, n_archs=sizes.n_archs, generations=sizes.generations,
                                        check_holdout=False, progress=False))  # export counts the test images
     if predictor is None:  # fitted here: the other runtime's search reuses it
-        (out / "accuracy_predictor.safetensors").write_bytes((folder / "accuracy_predictor.safetensors").read_bytes())
+        write_bytes_atomic(out / "accuracy_predictor.safetensors", (folder / "accuracy_predictor.safetensors").read_bytes())
     print(results_table(results))
     return results
 
@@ -206,8 +206,8 @@ def export_stage(out: Path, supernet: Supernet, searches: dict[str, dict[str, An
             budget = next(iter(found["budgets_ms"].values()))
             folder = out / "export" / f"{runtime}-{budget:g}ms"
             report_path = folder / "report.json"
-            if report_path.exists() and arch_key(read_json(report_path)["arch"]) == key:
-                report = read_json(report_path)
+            report = read_json(report_path) if report_path.exists() else None
+            if report is not None and arch_key(report["arch"]) == key:
                 print(f"[export] reusing {folder}")
             else:
                 print(f"[export] {runtime} {budget:g} ms subnet -> {folder}")

@@ -66,3 +66,12 @@ def recorded_preprocessing(extra: dict[str, Any]) -> Preprocessing | None:
     value = extra.get("preprocessing")
     return None if value is None else Preprocessing.from_dict(value)
 
+
+def checkpoint_eval_data(extra: dict[str, Any], data_dir: str | None = None,
+                         data: dict[str, Any] | None = None) -> tuple[EvalData, ImageDataset]:
+    """:func:`load_eval_data` for a supernet checkpoint from its ``extra`` (``supernet_extra``): the data
+    source it recorded (``data`` overrides it; :data:`DEFAULT_DATA_SOURCE` fills what is missing) and the
+    normalisation it was trained with."""
+    source = {**DEFAULT_DATA_SOURCE, **(data or extra.get("data") or {})}
+    return load_eval_data(source, data_dir, recorded_preprocessing(extra))
+

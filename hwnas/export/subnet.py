@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..data.loader import BatchLoader
-from ..eval import DEFAULT_DATA_SOURCE, EvalData, Preprocessing, load_eval_data, recorded_preprocessing
+from ..eval import EvalData, Preprocessing, checkpoint_eval_data
 from ..nn.bn import recalibrate_bn
 from ..nn.checkpoint import load_supernet, supernet_extra
 from ..nn.static_blocks import StaticSubnet
@@ -92,8 +92,7 @@ def prepare_subnet(supernet: str | os.PathLike[str] | OFAMobileNetV3, arch: Arch
         model, extra = load_supernet(supernet, "cpu"), supernet_extra(supernet)
     space = model.space
     arch = load_arch(space, arch)
-    source = {**DEFAULT_DATA_SOURCE, **(data or extra.get("data") or {})}
-    eval_data, train = load_eval_data(source, data_dir, recorded_preprocessing(extra))
+    eval_data, train = checkpoint_eval_data(extra, data_dir, data)
     names = list(classes or extra.get("classes") or train.classes)
     module = model.eval().extract(arch)
     loader = BatchLoader(eval_data.calibration, 250, shuffle=False,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..atomic import write_json_atomic
-from ..eval import DEFAULT_DATA_SOURCE, EvalData, load_eval_data, process_group, recorded_preprocessing, subnet_accuracy
+from ..eval import EvalData, checkpoint_eval_data, process_group, subnet_accuracy
 from ..latency.predictor import LatencyPredictor
 from ..latency.table import LatencyTable, device_name
 from ..nn.checkpoint import load_supernet, supernet_extra
@@ -95,9 +95,7 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
     with process_group(options.device) as launch:
         supernet = load_supernet(options.supernet, launch.device).eval()
         space = supernet.space
-        extra = supernet_extra(options.supernet)
-        source = {**DEFAULT_DATA_SOURCE, **extra.get("data", {})}
-        data, _ = load_eval_data(source, options.data_dir, recorded_preprocessing(extra))
+        data, _ = checkpoint_eval_data(supernet_extra(options.supernet), options.data_dir)
         names = [device_name(lut) for lut in options.luts]
         if len(set(names)) != len(names):
             raise ValueError(f"two LUTs share the device name in {names}; give them distinct folders or file names")
