@@ -213,16 +213,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
         supernet=supernet, luts=luts, budgets_ms=parse_budgets(args.latency_ms, len(luts)), out=out,
         strategy=args.strategy, data_dir=args.data_dir, predictor=predictor, n_archs=args.n_archs,
         sampling=args.sampling, population=args.population, generations=args.generations, max_macs=args.max_macs,
-        max_params=args.max_params,
+        max_params=args.max_params, measured_accuracies=args.measured_accuracies, use_measured=not args.predictor_only,
         penalty=args.penalty, weight=args.weight, steps=args.steps, measure=args.measure, seed=args.seed,
         device=args.device, extra={"argv": sys.argv[1:]},
     )
     results = run_search(options)
     if results:
         report = results["accuracy_predictor"].get("val") or {}
-        if report:
-            print(f"accuracy predictor: held-out Spearman {report['spearman']:.3f}, Kendall {report['kendall']:.3f}, "
-                  f"RMSE {report['rmse_pts']:.2f} points")
+        if report:  # a figure is None where too few subnets were held out to compute it
+            def shown(key: str, spec: str) -> str:
+                return "n/a" if report.get(key) is None else format(report[key], spec)
+
+            print(f"accuracy predictor: held-out Spearman {shown('spearman', '.3f')}, Kendall {shown('kendall', '.3f')}, "
+                  f"RMSE {shown('rmse_pts', '.2f')} points ({report.get('n', '?')} subnets)")
         print(results_table(results))
         print(f"{results['strategy']} search {results['search_seconds']:.2f} s; results {Path(out) / 'results.json'}; "
               f"plot {Path(out) / 'pareto.png'}")
@@ -385,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--out", help="run folder (default runs/search/<supernet folder>-<strategy>)")
     search.add_argument("--data-dir", help="where the training data is now (default: the folder the supernet recorded)")
     search.add_argument("--predictor", help="reuse this accuracy predictor instead of measuring a dataset")
+    search.add_argument("--measured-accuracies",
+                        help="JSONL of measured {arch, accuracy}: these archs are ranked by their measurement, not the "
+                             "predictor (default: the accuracy_dataset.jsonl beside the predictor, as a zoo model ships)")
+    search.add_argument("--predictor-only", action="store_true",
+                        help="rank every arch by the predictor, ignoring measured accuracies")
     search.add_argument("--n-archs", type=int, default=500, help="subnets measured for the accuracy predictor (500)")
     search.add_argument("--sampling", default="stratified-macs", choices=["stratified-macs", "uniform"],
                         help="how those subnets are drawn: evenly over log-MACs (default) or uniformly per choice")

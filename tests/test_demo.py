@@ -9,14 +9,15 @@ import pytest
 from hwnas.cli import main
 from hwnas.demo.report import COLUMNS, Row, checks, markdown_table, parse_table
 
-NUMERIC = [c for c in COLUMNS if c not in ("runtime", "file kB fp32/int8", "fp32 check", "int8 (experimental)")]
+NUMERIC = [c for c in COLUMNS if c not in ("runtime", "val acc from", "file kB fp32/int8", "fp32 check",
+                                           "int8 (experimental)")]
 INT8_COLUMNS = ("int8 measured ms", "test acc % int8")
 
 
 def _row(runtime: str, budget: float, acc: float, error: float = 0.01) -> Row:
     return Row(runtime=runtime, budget=budget, lut_ms=budget, measured_ms=budget * (1 + error), error=error,
-               raw_error=error, int8_ms=budget * 2, predicted_acc=acc + 0.01, test_acc=acc, int8_acc=acc - 0.002,
-               int8_agreement=0.985, macs=12_000_000, kb=(2000.0, 700.0), fp32_passed=True, folder="export/x")
+               raw_error=error, int8_ms=budget * 2, predicted_acc=acc + 0.01, acc_source="predicted", test_acc=acc,
+               int8_acc=acc - 0.002,               int8_agreement=0.985, macs=12_000_000, kb=(2000.0, 700.0), fp32_passed=True, folder="export/x")
 
 
 def test_table_round_trips_with_every_cell_filled():

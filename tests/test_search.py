@@ -194,3 +194,47 @@ def test_native_variation_breeds_children_that_fit_reproducibly(space, latency):
     bad[0, 0, -1] = 99
     with pytest.raises(ValueError, match="parents row 0 gene 45 = 99 out of range"):
         variation.children(bad, 1)
+
+
+def test_measured_accuracies_outrank_the_predictor_and_never_break_the_budget(space, latency, tmp_path):
+    """An arch the predictor underrates (as it underrates the sandwich-trained largest subnet) wins once its
+    measurement is given; a measured arch over the budget is never returned; the file round-trips."""
+    from hwnas.search.measured import MeasuredAccuracies
+
+    accuracy = MacsLikePredictor(space)
+    low, _ = smallest(latency)
+    budget = 2.0 * low
+    pool = space.sample_codes(20_000, 11)
+    lat = latency.predict(pool)
+    fits, over = pool[lat <= budget], pool[lat > 1.5 * budget]
+    underrated = fits[np.argmin(accuracy.predict(fits))]  # the predictor's worst feasible arch ...
+    measured = MeasuredAccuracies(np.stack([underrated, over[0], underrated]), np.array([0.99, 1.0, 0.97]))
+    plain = evolution_search(space, accuracy, {"cpu": latency}, {"cpu": budget}, population=40, generations=30, seed=0)
+    assert plain.best[0].accuracy_source == "predicted" and plain.best[0].accuracy < 0.98
+    result = evolution_search(space, accuracy, {"cpu": latency}, {"cpu": budget}, population=40, generations=30,
+                              seed=0, measured=measured)
+    best = result.best[0]
+    assert space.encode(best.arch)[0].tolist() == underrated.tolist()  # ... measured at 99% and 97%: it wins
+    assert best.accuracy == pytest.approx(0.98) and best.accuracy_source == "measured"  # the mean of both
+    assert best.latency_ms["cpu"] <= budget
+    path = measured.save(tmp_path / "measured.jsonl", space)
+    loaded = MeasuredAccuracies.load(path, space)
+    np.testing.assert_array_equal(loaded.codes, measured.codes)
+    np.testing.assert_allclose(loaded.accuracies, measured.accuracies)
+
+
+def test_measured_accuracy_file_errors_name_the_line(space, tmp_path):
+    from hwnas.search.measured import MeasuredAccuracies
+
+    good = '{"arch": ' + space.min_arch().to_json() + ', "accuracy": 0.8}\n'
+    bad_arch = '{"arch": {"ks": [9], "e": [3], "d": [2], "r": 24}, "accuracy": 0.8}\n'
+    cases = {"arch.jsonl": (good + bad_arch, r"arch.jsonl:2: not an arch of tiny-mbv3"),
+             "range.jsonl": (good + good.replace("0.8", "80.5"), r"range.jsonl:2: accuracy 80.5 is not a fraction"),
+             "nan.jsonl": (good.replace("0.8", "NaN"), r"nan.jsonl:1: accuracy nan is not a fraction"),
+             "json.jsonl": ("{not json\n", r"json.jsonl:1: not an arch"), "empty.jsonl": ("\n", "holds no measured")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=message):
+            MeasuredAccuracies.load(tmp_path / name, space)
+    with pytest.raises(FileNotFoundError, match="no such measured-accuracy file"):
+        MeasuredAccuracies.load(tmp_path / "missing.jsonl", space)

@@ -135,3 +135,48 @@ def test_shipped_entry_figures_hold_on_the_shipped_test_images(name):
         assert abs(acc - full[row_name]["test_acc"]) <= 3 * sigma, (row_name, acc, full[row_name]["test_acc"])
     assert full["largest"]["test_acc"] >= 0.85 and full["smallest"]["test_acc"] >= 0.78
     assert meta["predictor"]["val"]["spearman"] >= 0.9 and meta["predictor"]["val"]["mae_pts"] <= 1.0
+
+
+LUT = Path(__file__).resolve().parents[1] / "device_profiles" / "ort-cpu-1t-tiny-mbv3" / "lut.json"
+
+
+def test_search_on_a_zoo_model_ranks_by_its_measurements_and_never_validates_on_trained_images(built, monkeypatch,
+                                                                                                tmp_path):
+    """The shipped training images were trained on: no holdout check on them and no predictor fitted on them;
+    the zoo's measured accuracies come with its predictor."""
+    from hwnas.eval import checkpoint_eval_data
+    from hwnas.nn.checkpoint import supernet_extra
+    from hwnas.search.run import SearchOptions, run_search
+
+    root, run, folder = built
+    data, _ = checkpoint_eval_data(supernet_extra(folder / "supernet.safetensors"))
+    assert not data.held_out
+    assert checkpoint_eval_data(supernet_extra(run / "supernet.safetensors"))[0].held_out  # its own run: held out
+    with pytest.raises(ValueError, match="were part of its training set"):
+        run_search(SearchOptions(supernet=str(folder / "supernet.safetensors"), luts=[str(LUT)], budgets_ms=[[5.0]],
+                                 out=str(tmp_path / "fit"), n_archs=4, progress=False))
+    monkeypatch.setenv("HWNAS_ZOO", str(root / "zoo"))
+    assert main(["search", "--supernet", "toy-zoo", "--lut", str(LUT), "--latency-ms", "5", "--generations", "5",
+                 "--out", str(tmp_path / "s")]) == 0
+    results = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert results["measured_accuracies"] == {"source": str(folder / "accuracy_dataset.jsonl"), "archs": 10}
+    assert "holdout_accuracy" not in results["found"][0]
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no zoo entry ships in this checkout")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_entry_under_an_unlimited_budget_gives_its_best_measured_subnet(name):
+    """The sandwich-trained largest subnet sits above what the predictor fits; under a budget it fits, the
+    search returns the best measured subnet (the largest), not a smaller one the predictor overrates."""
+    from hwnas.latency import LatencyPredictor, LatencyTable
+    from hwnas.search import evolution_search
+    from hwnas.search.measured import MeasuredAccuracies
+
+    model = load(name)
+    space = model.predictor().space
+    latency = LatencyPredictor(space, LatencyTable.load(LUT))
+    measured = MeasuredAccuracies.load(model.path("accuracy_dataset"), space)
+    budget = 1.001 * latency.predict_one(space.max_arch())
+    best = evolution_search(space, model.predictor(), {"cpu": latency}, {"cpu": budget}, generations=50,
+                            measured=measured).best[0]
+    assert best.accuracy_source == "measured" and best.accuracy == pytest.approx(measured.accuracies.max())

@@ -26,7 +26,7 @@ def plot_fronts(searches: dict[str, dict[str, Any]], rows: list[Row], path: Path
             ax.axvline(budget, color="C3", ls="--", lw=0.7)
         mine = [r for r in rows if r.runtime == runtime]
         ax.scatter([r.lut_ms for r in mine], [100 * r.predicted_acc for r in mine], marker="*", s=110, color="C1",
-                   zorder=3, label="chosen: predicted (validation split)")
+                   zorder=3, label="chosen: as searched (validation split)")
         measured = [r for r in mine if r.measured_ms is not None and r.test_acc is not None]
         ax.scatter([r.measured_ms for r in measured], [100 * r.test_acc for r in measured], marker="o", color="C0",
                    zorder=4, label="chosen: measured fp32 (test)")

@@ -4,6 +4,7 @@ export + verification + measurement of every chosen subnet."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,9 +151,10 @@ def latency_range(lut: Path, space_name: str = SPACE) -> tuple[float, float]:
 
 
 def budgets_for(lut: Path, fractions: tuple[float, ...], space_name: str = SPACE) -> list[float]:
-    """Budgets spread over what this device can do, from the smallest to the largest subnet's latency."""
+    """Budgets spread over what this device can do, from the smallest to the largest subnet's latency, rounded up
+    to the microsecond (rounded to nearest, the last could fall below the largest subnet it stands for)."""
     low, high = latency_range(lut, space_name)
-    return [round(low + f * (high - low), 3) for f in fractions]
+    return [math.ceil(1000 * (low + f * (high - low)) - 1e-6) / 1000 for f in fractions]
 
 
 def search_stage(out: Path, runtime: str, supernet: Supernet, luts: dict[str, Path], budgets: list[float],
@@ -180,8 +182,9 @@ def search_stage(out: Path, runtime: str, supernet: Supernet, luts: dict[str, Pa
                                        budgets_ms=[budgets] + [[] for _ in order[1:]], out=str(folder),
                                        predictor=predictor, n_archs=sizes.n_archs, generations=sizes.generations,
                                        check_holdout=False, progress=False))  # export counts the test images
-    if predictor is None:  # fitted here: the other runtime's search reuses it
-        write_bytes_atomic(out / "accuracy_predictor.safetensors", (folder / "accuracy_predictor.safetensors").read_bytes())
+    if predictor is None:  # fitted here: the other runtime's search reuses it, and the accuracies it measured
+        for name in ("accuracy_dataset.jsonl", "accuracy_predictor.safetensors"):  # the predictor last: it marks both
+            write_bytes_atomic(out / name, (folder / name).read_bytes())
     print(results_table(results))
     return results
 

@@ -3,7 +3,7 @@ and the test split, rebuilt from the ``data_source`` the run recorded so that se
 evaluate on exactly the images training set aside."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ class EvalData:
     test: ImageDataset
     preprocessing: Preprocessing
     name: str  # the dataset's, e.g. cifar10-train
+    held_out: bool = True  # False: the validation images may have been trained on (a zoo model on the shipped subset)
 
 
 def load_eval_data(source: dict[str, Any], data_dir: str | None = None,
@@ -71,7 +72,20 @@ def checkpoint_eval_data(extra: dict[str, Any], data_dir: str | None = None,
                          data: dict[str, Any] | None = None) -> tuple[EvalData, ImageDataset]:
     """:func:`load_eval_data` for a supernet checkpoint from its ``extra`` (``supernet_extra``): the data
     source it recorded (``data`` overrides it; :data:`DEFAULT_DATA_SOURCE` fills what is missing) and the
-    normalisation it was trained with."""
+    normalisation it was trained with.
+
+    A zoo checkpoint records two sources: ``data``, the shipped subset every user has, and ``training_data``,
+    the split it was trained on. The shipped training images were drawn from the same training set, so
+    most of them were trained on: they serve BN recalibration, but a validation on them is not held out
+    (``held_out=False``). Given ``data_dir`` (the full dataset is here), the training split is rebuilt
+    instead and its validation images are the ones training set aside."""
+    training = extra.get("training_data")
+    if data is None and training and data_dir is not None:
+        source = {**DEFAULT_DATA_SOURCE, **training}
+        return load_eval_data(source, data_dir, recorded_preprocessing(extra))
     source = {**DEFAULT_DATA_SOURCE, **(data or extra.get("data") or {})}
-    return load_eval_data(source, data_dir, recorded_preprocessing(extra))
+    eval_data, train = load_eval_data(source, data_dir, recorded_preprocessing(extra))
+    if data is None and training and source != {**DEFAULT_DATA_SOURCE, **training}:
+        eval_data = replace(eval_data, held_out=False)
+    return eval_data, train
 

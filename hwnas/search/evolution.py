@@ -13,6 +13,10 @@ achievable value are refused before the search starts, with that value in the me
 Selection follows OFA: the best quarter of the population survives (elitism), half of the new
 children are mutants (each gene redrawn with ``mutate_prob``), the others uniform crossovers of two
 survivors. Every arch evaluated on the way feeds the accuracy-latency Pareto front of each device.
+
+Measured accuracies (``measured=``, :mod:`hwnas.search.measured`) take the predictor's place for the archs
+they cover, and the best measured archs that fit a run seed its first population: the search then never
+returns a predicted arch over a measured one that is better and fits.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from ..space.arch import Arch
 from ..space.base import SearchSpace
 from .accuracy_predictor import AccuracyPredictor
 from .costs import minimize_additive, op_cost_predictor, smallest
+from .measured import MeasuredAccuracies
 from .pareto import ParetoArchive
 
 MAX_DRAWS = 10  # variations a child slot draws before its first one is repaired instead
@@ -58,10 +63,11 @@ class Candidate:
     macs: int
     params: int
     budgets_ms: dict[str, float] = field(default_factory=dict)
+    accuracy_source: str = "predicted"  # or "measured": the arch is among the measured accuracies given
 
     def to_dict(self) -> dict[str, Any]:
-        return {"arch": self.arch.to_dict(), "accuracy": self.accuracy, "latency_ms": self.latency_ms,
-                "macs": self.macs, "params": self.params, "budgets_ms": self.budgets_ms}
+        return {"arch": self.arch.to_dict(), "accuracy": self.accuracy, "accuracy_source": self.accuracy_source,
+                "latency_ms": self.latency_ms, "macs": self.macs, "params": self.params, "budgets_ms": self.budgets_ms}
 
 
 @dataclass
@@ -157,7 +163,8 @@ class EvolutionSearch:
                  latency_predictors: Mapping[str, LatencyPredictor], budgets: Mapping[str, float | Sequence[float]],
                  max_macs: float | Sequence[float] | None = None, max_params: float | Sequence[float] | None = None,
                  population: int = 100, generations: int = 500, parent_ratio: float = 0.25,
-                 mutation_ratio: float = 0.5, mutate_prob: float = 0.1, seed: int = 0) -> None:
+                 mutation_ratio: float = 0.5, mutate_prob: float = 0.1, seed: int = 0,
+                 measured: MeasuredAccuracies | None = None) -> None:
         if accuracy_predictor.space.content_hash != space.content_hash:
             raise ValueError(f"the accuracy predictor is for space {accuracy_predictor.space.name!r}, not {space.name!r}")
         unknown = sorted(set(budgets) - set(latency_predictors))
@@ -198,6 +205,30 @@ class EvolutionSearch:
         self._cache: dict[int, float] = {}
         self._macs = op_cost_predictor(space, "macs")
         self._params = op_cost_predictor(space, "params")
+        self._measured_genes, self._measured_keys = self._use_measured(measured)
+
+    def _use_measured(self, measured: MeasuredAccuracies | None) -> tuple[np.ndarray, set[int]]:
+        """Put measured accuracies in the cache (an arch measured twice: the mean), for the archs at a resolution
+        this search may use; returns their genes and cache keys."""
+        if measured is None or not len(measured):
+            return np.zeros((0, len(self.genome.sizes)), dtype=np.int32), set()
+        codes = np.asarray(measured.codes, dtype=np.int32)
+        if codes.shape[1] != len(self.genome.sizes):
+            raise ValueError(f"measured accuracies{' from ' + measured.source if measured.source else ''} have "
+                             f"{codes.shape[1]} code columns; space {self.space.name!r} has {len(self.genome.sizes)}")
+        usable = np.isin(codes[:, -1], self.genome.resolution_codes)
+        genes = self.genome.genes(codes[usable])
+        sums: dict[int, list[float]] = {}
+        for key, accuracy in zip(self._keys(genes), np.asarray(measured.accuracies)[usable].tolist()):
+            sums.setdefault(key, []).append(accuracy)
+        self._cache.update({key: float(np.mean(values)) for key, values in sums.items()})
+        _, first = np.unique(np.asarray(self._keys(genes), dtype=np.uint64), return_index=True)
+        return genes[np.sort(first)], set(sums)
+
+    def _keys(self, genes: np.ndarray) -> list[int]:
+        """Cache keys: a hash of the genes that ignores those of slots beyond their stage's depth."""
+        canonical = genes * self.genome.relevant(genes)
+        return (canonical.astype(np.uint64) * self._hash_weights).sum(axis=1).tolist()  # wraps mod 2**64
 
     # --- feasibility ----------------------------------------------------------------------------
     def _feasible_anchors(self) -> np.ndarray:
@@ -297,14 +328,27 @@ class EvolutionSearch:
             missing = np.asarray(missing)
             genes[missing], costs[:, missing], _ = self._variation.repair(
                 self.genome.random(self.rng, len(missing)), child_runs[missing].astype(np.int32), self._seed())
+        self._seed_measured(genes, costs)
         return genes, costs
+
+    def _seed_measured(self, genes: np.ndarray, costs: np.ndarray) -> None:
+        """Per run, the best ``parents`` measured archs that fit take the first places of its population (in place)."""
+        if not len(self._measured_genes):
+            return
+        P = self.population
+        measured_costs = self._costs(self.genome.codes(self._measured_genes))
+        accuracy = np.array([self._cache[k] for k in self._keys(self._measured_genes)])
+        for run in range(self.runs):
+            fits = np.flatnonzero(self._violation(measured_costs, np.full(len(accuracy), run)) <= 0)
+            best = fits[np.argsort(-accuracy[fits], kind="stable")][:self.parents]
+            rows = run * P + np.arange(len(best))
+            genes[rows], costs[:, rows] = self._measured_genes[best], measured_costs[:, best]
 
     def accuracy(self, genes: np.ndarray) -> np.ndarray:
         """Predicted accuracy of genes ``[N, S]``; archs seen before come from a cache (more than half of the
-        children of a converging population are archs it has already evaluated). The key ignores the genes
-        of slots beyond their stage's depth, which do not change the arch."""
-        canonical = genes * self.genome.relevant(genes)
-        keys = (canonical.astype(np.uint64) * self._hash_weights).sum(axis=1).tolist()  # wraps mod 2**64
+        children of a converging population are archs it has already evaluated), measured archs from their
+        measurement. The key ignores the genes of slots beyond their stage's depth, which do not change the arch."""
+        keys = self._keys(genes)
         get = self._cache.get
         values = np.array([get(k, np.nan) for k in keys], dtype=np.float64)
         missing = np.flatnonzero(np.isnan(values))
@@ -356,12 +400,14 @@ class EvolutionSearch:
 
     def _candidates(self, genes: np.ndarray) -> list[Candidate]:
         """Archs with their predicted accuracy and costs."""
-        codes = self.genome.codes(np.atleast_2d(genes))
-        accuracy = self.accuracy_predictor.predict(codes)
+        genes = np.atleast_2d(genes)
+        codes = self.genome.codes(genes)
+        accuracy = self.accuracy(genes)
+        sources = ["measured" if key in self._measured_keys else "predicted" for key in self._keys(genes)]
         latencies = {name: predictor.predict(codes) for name, predictor in self.latency_predictors.items()}
         macs, params = self._macs.predict(codes), self._params.predict(codes)
         return [Candidate(arch, float(accuracy[i]), {name: float(v[i]) for name, v in latencies.items()},
-                          int(round(macs[i] * 1e6)), int(round(params[i] * 1e6)))
+                          int(round(macs[i] * 1e6)), int(round(params[i] * 1e6)), accuracy_source=sources[i])
                 for i, arch in enumerate(self.space.decode(codes))]
 
 
@@ -370,16 +416,17 @@ def evolution_search(space: SearchSpace, accuracy_predictor: AccuracyPredictor,
                      max_macs: float | Sequence[float] | None = None, max_params: float | Sequence[float] | None = None,
                      population: int = 100, generations: int = 500, parent_ratio: float = 0.25,
                      mutation_ratio: float = 0.5, mutate_prob: float = 0.1, seed: int = 0,
-                     progress: bool = False) -> SearchResult:
+                     progress: bool = False, measured: MeasuredAccuracies | None = None) -> SearchResult:
     """The most accurate arch (by ``accuracy_predictor``) within latency ``budgets`` on each named device.
 
     ``budgets = {"note10": 25.0}`` is one search; lists (``{"note10": [15, 20, 25]}``) run one search per
     entry, batched together, and several devices in one run must all be met at once. ``max_macs`` and
     ``max_params`` (counts, not millions) add size limits. Devices in ``latency_predictors`` without a
     budget are only reported. Budgets below the smallest achievable value raise ``ValueError`` at once.
+    ``measured`` accuracies replace the predictor's for the archs they hold and seed each run's population.
     Returns the best candidate per run, the per-device Pareto front of every arch evaluated, and the
     best-accuracy history.
     """
     search = EvolutionSearch(space, accuracy_predictor, latency_predictors, budgets, max_macs, max_params,
-                             population, generations, parent_ratio, mutation_ratio, mutate_prob, seed)
+                             population, generations, parent_ratio, mutation_ratio, mutate_prob, seed, measured)
     return search.run(progress)

@@ -1,7 +1,8 @@
 """``hwnas search``: from a trained supernet and device LUTs to the best subnet per latency budget.
 
 Writes into ``out``: ``accuracy_dataset/`` (journaled measurements, resumable), ``accuracy_predictor.safetensors``
-with its held-out report, ``results.json`` (per budget: the arch, predicted and measured holdout accuracy,
+with its held-out report (the measured accuracies, where the search can read them, take the predictor's place
+for the archs they hold: ``hwnas.search.measured``), ``results.json`` (per budget: the arch, predicted and measured holdout accuracy,
 latency per device, MACs, params; and the Pareto fronts) and ``pareto.png``. A predictor passed with
 ``predictor=`` (or found in ``out``) is reused instead of measuring a new dataset.
 """
@@ -28,6 +29,7 @@ from .accuracy_predictor import AccuracyPredictor
 from .dataset import build_accuracy_dataset
 from .evolution import evolution_search
 from .gradient import PENALTIES, gradient_search
+from .measured import MeasuredAccuracies, beside_predictor
 from .plots import plot_pareto
 
 STRATEGIES = ("evolution", "gradient")
@@ -42,6 +44,8 @@ class SearchOptions:
     strategy: str = "evolution"
     data_dir: str | None = None          # overrides the folder the supernet recorded
     predictor: str | None = None
+    measured_accuracies: str | None = None  # JSONL of measured {arch, accuracy}; default: the predictor's dataset
+    use_measured: bool = True            # False: rank by the predictor alone
     n_archs: int = 500                   # accuracy dataset size
     sampling: str = "stratified-macs"    # how its archs are drawn (hwnas.search.dataset.SAMPLINGS)
     population: int = 100
@@ -101,13 +105,13 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
             raise ValueError(f"two LUTs share the device name in {names}; give them distinct folders or file names")
         latency = {name: LatencyPredictor(space, LatencyTable.load(lut)) for name, lut in zip(names, options.luts)}
         budgets = {name: list(b) for name, b in zip(names, options.budgets_ms) if b}
-        predictor = _accuracy_predictor(options, out, supernet, data, launch.rank, launch.world_size)
+        predictor, measured = _accuracy_predictor(options, out, supernet, data, launch.rank, launch.world_size)
         if not launch.is_main:
             return {}
         if options.strategy == "evolution":
             result = evolution_search(space, predictor, latency, budgets, options.max_macs, options.max_params,
                                       options.population, options.generations, seed=options.seed,
-                                      progress=options.progress)
+                                      progress=options.progress, measured=measured if options.use_measured else None)
             found = [c.to_dict() for c in result.best]
             fronts = {device: [c.to_dict() for c in front] for device, front in result.pareto.items()}
             search_seconds = result.seconds
@@ -124,7 +128,11 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
                               "latency_ms": {n: float(p.predict(codes)[0]) for n, p in latency.items()},
                               "macs": space.macs(found_one.arch), "params": space.params(found_one.arch),
                               "budgets_ms": {name: budget}, "expected_latency_ms": found_one.expected_latency_ms})
-        for entry in found if options.check_holdout else []:  # the predictor's word checked against a measurement
+        check = options.check_holdout and data.held_out
+        if options.check_holdout and not data.held_out:
+            print(f"[search] the validation images here ({data.validation.name}) were part of {options.supernet}'s "
+                  "training set: holdout accuracy not measured (give --data-dir to the full dataset to measure it)")
+        for entry in found if check else []:  # the predictor's word checked against a measurement
             entry["holdout_accuracy"] = subnet_accuracy(supernet, Arch.from_dict(entry["arch"]), data.calibration,
                                                         data.validation, data.preprocessing)
         if options.measure:
@@ -133,7 +141,10 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
         results = {
             "strategy": options.strategy, "space": space.name, "supernet": str(options.supernet),
             "luts": dict(zip(names, map(str, options.luts))), "budgets_ms": budgets, "found": found, "pareto": fronts,
-            "accuracy_predictor": predictor.report, "search_seconds": round(search_seconds, 3),
+            "accuracy_predictor": predictor.report,
+            "measured_accuracies": None if measured is None or not options.use_measured
+            else {"source": measured.source, "archs": len(measured)},
+            "search_seconds": round(search_seconds, 3),
             "wall_s": round(time.perf_counter() - started, 1), "options": asdict(options),
         }
         write_json_atomic(out / "results.json", results)
@@ -195,14 +206,21 @@ def _drop_stale_journal(path: Path, archs: list[Arch]) -> None:
 
 
 def _accuracy_predictor(options: SearchOptions, out: Path, supernet: OFAMobileNetV3, data: EvalData, rank: int,
-                        world_size: int) -> AccuracyPredictor:
-    """The predictor given, the one in ``out``, or a new one fitted on a freshly measured dataset."""
+                        world_size: int) -> tuple[AccuracyPredictor, MeasuredAccuracies | None]:
+    """The predictor given, the one in ``out``, or a new one fitted on a freshly measured dataset; with the
+    measured accuracies: the file given, the predictor's dataset beside it, or the dataset measured now."""
     space = supernet.space
     saved = Path(options.predictor) if options.predictor else out / "accuracy_predictor.safetensors"
+    measured_path = options.measured_accuracies or beside_predictor(saved)
+    given = MeasuredAccuracies.load(measured_path, space) if measured_path else None
     if saved.exists():
-        return AccuracyPredictor.load(saved, space)
+        return AccuracyPredictor.load(saved, space), given
     if options.predictor:
         raise ValueError(f"{saved}: no such accuracy predictor")
+    if not data.held_out:
+        raise ValueError(f"{options.supernet}: its validation images here ({data.validation.name}) were part of its "
+                         "training set, so a predictor fitted on them would rank by training accuracy; give --predictor "
+                         "(a zoo model ships one) or --data-dir to the full dataset it was trained on")
     dataset = build_accuracy_dataset(supernet, data.calibration, data.validation, data.preprocessing, options.n_archs,
                                      out / "accuracy_dataset", seed=options.seed, rank=rank, world_size=world_size,
                                      progress=options.progress and rank == 0, sampling=options.sampling)
@@ -211,15 +229,19 @@ def _accuracy_predictor(options: SearchOptions, out: Path, supernet: OFAMobileNe
     report = predictor.fit(dataset.codes, dataset.accuracies, seed=options.seed)
     report["dataset_seconds"] = round(dataset.seconds, 1)
     report["accuracy_range"] = [float(np.min(dataset.accuracies)), float(np.max(dataset.accuracies))]
+    measured = MeasuredAccuracies(dataset.codes, dataset.accuracies, str(saved.parent / "accuracy_dataset.jsonl"))
     if rank == 0:
         predictor.save(saved)
-    return predictor
+        measured.save(measured.source, space)  # beside the predictor, as a zoo entry ships them
+    return predictor, given or measured
 
 
 def results_table(results: dict[str, Any]) -> str:
-    """One row per found arch: budget, predicted (and measured) latency per device, MACs, accuracies."""
+    """One row per found arch: budget, predicted (and measured) latency per device, MACs, accuracy (predicted, or
+    measured when the arch is among the measured accuracies), holdout accuracy."""
     devices = list(results["luts"])
-    header = f"{'budget':<16}" + "".join(f"{d[:24]:>26}" for d in devices) + f"{'MACs':>9}{'pred acc':>10}{'holdout':>9}"
+    header = (f"{'budget':<16}" + "".join(f"{d[:24]:>26}" for d in devices)
+              + f"{'MACs':>9}{'accuracy':>10}{'from':>10}{'holdout':>9}")
     lines = [header]
     for entry in results["found"]:
         budget = ", ".join(f"{v:g}" for v in entry["budgets_ms"].values()) + " ms"
@@ -230,5 +252,6 @@ def results_table(results: dict[str, Any]) -> str:
             cells.append(f"{text + ' ms':>26}")
         holdout = entry.get("holdout_accuracy")
         lines.append(f"{budget:<16}" + "".join(cells) + f"{entry['macs'] / 1e6:>8.1f}M{entry['accuracy']:>10.2%}"
+                     + f"{entry.get('accuracy_source', 'predicted'):>10}"
                      + (f"{holdout:>9.2%}" if holdout is not None else f"{'-':>9}"))
     return "\n".join(lines)
