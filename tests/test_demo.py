@@ -54,8 +54,10 @@ def test_smoke_demo_on_the_zoo_supernet_writes_a_complete_report(tmp_path, capsy
             if column not in INT8_COLUMNS:  # smoke exports no int8
                 float(row[column])
         assert row["fp32 check"] == "pass"
-        assert abs(float(row["test acc % fp32"]) - 80) < 10  # the pretrained supernet, not an untrained one
+        assert 65 < float(row["test acc % fp32"]) <= 100  # the pretrained supernet (78–86%), not an untrained one (10%)
     assert "## Checks" in report and "experimental" in report
+    assert "measured" in [row["val acc from"] for row in rows]  # the largest budget: the zoo's measured largest subnet
+    assert "timing 3 bundles' files" in printed  # built and verified in 2 processes, then timed alone
     for name in ("pareto.png", "latency.png", "accuracy_latency.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG", name
     for runtime in ("ort-cpu", "tflite"):

@@ -14,6 +14,7 @@ from hwnas.cli import main
 from hwnas.export import ExportOptions, export
 from hwnas.export.files import read_metadata
 from hwnas.export.subnet import prepare_subnet
+from hwnas.export.timing import measure_exports
 from hwnas.nn import OFAMobileNetV3, save_supernet
 from hwnas.space import get_space
 
@@ -78,6 +79,16 @@ def test_five_random_tiny_archs_match_pytorch_in_onnx_and_tflite(toy, tmp_path):
         for name in ("run.py", "png.py", "labels.json", "preprocess.json", "arch.json", "report.json", "README.md"):
             assert (out / name).is_file(), name
         assert json.loads((out / "arch.json").read_text())["arch"] == arch.to_dict()
+        if i == 1:  # not timed: timed later, with another export, in one session from the folders alone
+            assert not report["measured"] and "measured_latency_ms" not in report["formats"]["onnx"]
+            first, second = measure_exports([tmp_path / "arch0", out])
+            assert first["measured"] and second["measured"]
+            assert json.loads((out / "report.json").read_text())["formats"] == second["formats"]
+            onnx = second["formats"]["onnx"]
+            assert onnx["measured_latency_ms"] > 0 and onnx["machine_speed_vs_validation"]["anchors"] == 4
+            assert second["formats"]["tflite"]["measured_latency_ms"] > 0
+            with pytest.raises(FileNotFoundError, match="report.json does not exist"):
+                measure_exports([tmp_path / "nowhere"])
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ class DemoSizes:
     profile: bool = True                     # profile this CPU when no cached LUT of it exists
     int8: bool = True
     max_steps_per_phase: int | None = None   # --train: None is the whole quick schedule
+    workers: int = 2                         # processes building and verifying exports at once (timing is alone)
 
 
 SMOKE = DemoSizes(budget_fractions=(0.3, 1.0), n_archs=12, generations=30, calib_images=16, test_images=100,
@@ -193,35 +194,84 @@ def arch_key(arch: dict[str, Any]) -> str:
     return json.dumps(arch, sort_keys=True)
 
 
+def _export_unmeasured(options: Any) -> str:
+    """One export without timing, in a worker process of its own (one thread: the workers share the cores)."""
+    import torch
+
+    from ..export import export
+
+    torch.set_num_threads(1)
+    export(options)
+    return options.out
+
+
 def export_stage(out: Path, supernet: Supernet, searches: dict[str, dict[str, Any]], luts: dict[str, Path],
                  sizes: DemoSizes) -> dict[str, dict[str, Any]]:
     """Every chosen subnet (once, however many budgets chose it) to ONNX and TFLite, fp32 and int8, verified
-    against PyTorch on the shipped test images and timed on both runtimes; finished bundles are reused.
-    Returns the export report per arch key."""
-    from ..export import ExportOptions, export, report_table
+    against PyTorch on the shipped test images, then timed on both runtimes; finished bundles are reused.
 
-    reports: dict[str, dict[str, Any]] = {}
+    Building and verifying (BN recalibration, quantization, every test image through every file) is most of
+    the demo's time and does not care what else runs: it goes to ``sizes.workers`` processes at once. Timing
+    does care, so every file of every bundle is timed afterwards, alone, in one interleaved session
+    (``hwnas.export.timing``). Returns the export report per arch key."""
+    from ..export import ExportOptions, report_table
+    from ..export.timing import measure_exports
+
+    folders: dict[str, Path] = {}
     for runtime, results in searches.items():
         for found in results["found"]:
             key = arch_key(found["arch"])
-            if key in reports:
-                continue
-            budget = next(iter(found["budgets_ms"].values()))
-            folder = out / "export" / f"{runtime}-{budget:g}ms"
-            report_path = folder / "report.json"
-            report = read_json(report_path) if report_path.exists() else None
-            if report is not None and arch_key(report["arch"]) == key:
-                print(f"[export] reusing {folder}")
-            else:
-                print(f"[export] {runtime} {budget:g} ms subnet -> {folder}")
-                report = export(ExportOptions(supernet=supernet.path, out=str(folder), arch=found["arch"],
-                                              int8=sizes.int8, calib_images=sizes.calib_images,
-                                              test_images=sizes.test_images, int8_test_images=sizes.int8_test_images,
-                                              luts=[str(p) for p in luts.values()],
-                                              progress=False))
-            print(report_table(report))
-            reports[key] = {**report, "folder": str(folder.relative_to(out))}
-    return reports
+            if key not in folders:
+                budget = next(iter(found["budgets_ms"].values()))
+                folders[key] = out / "export" / f"{runtime}-{budget:g}ms"
+    archs = {key: json.loads(key) for key in folders}
+    reports = {key: _finished(folder, key) for key, folder in folders.items()}
+    todo = [ExportOptions(supernet=supernet.path, out=str(folders[key]), arch=archs[key], int8=sizes.int8,
+                          calib_images=sizes.calib_images, test_images=sizes.test_images,
+                          int8_test_images=sizes.int8_test_images, luts=[str(p) for p in luts.values()],
+                          measure=False, threads=1 if sizes.workers > 1 else None, progress=False)
+            for key, report in reports.items() if report is None]
+    if todo:
+        print(f"[export] {len(todo)} subnets: building and verifying {min(sizes.workers, len(todo))} at a time")
+        _run_exports(todo, sizes.workers)
+    unmeasured = [key for key in folders if not (reports[key] or {}).get("measured")]
+    if unmeasured:
+        print(f"[export] timing {len(unmeasured)} bundles' files on this machine, alone, in one interleaved session")
+        for key, report in zip(unmeasured, measure_exports([folders[k] for k in unmeasured])):
+            reports[key] = report
+    for key, folder in folders.items():
+        print(f"[export] {folder}")
+        print(report_table(reports[key]))
+        reports[key] = {**reports[key], "folder": str(folder.relative_to(out))}
+    return reports  # type: ignore[return-value]
+
+
+def _finished(folder: Path, key: str) -> dict[str, Any] | None:
+    """The report of an earlier export of this arch into ``folder`` (timed or not), else None."""
+    path = folder / "report.json"
+    report = read_json(path) if path.exists() else None
+    if report is None or arch_key(report["arch"]) != key or not all("timing" in f for f in report["formats"].values()):
+        return None
+    print(f"[export] reusing {folder}" + ("" if report.get("measured") else " (not yet timed)"))
+    return report
+
+
+def _run_exports(todo: list[Any], workers: int) -> None:
+    """``export`` each of ``todo``, in ``workers`` fresh processes (spawned: no state forked from this one), no
+    more than this machine has cores."""
+    import os
+
+    workers = min(workers, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if workers <= 1 or len(todo) == 1:
+        for options in todo:
+            _export_unmeasured(options)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for folder in pool.map(_export_unmeasured, todo):
+            print(f"[export] built and verified {folder}", flush=True)
 
 
 def profile_summary(lut: Path) -> str:

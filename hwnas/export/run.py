@@ -25,7 +25,8 @@ from .bundle import write_bundle
 from .files import FILE_NAMES, FORMATS, RUNTIMES, build_fp32, model_metadata
 from .quantize import TFLITE_MODES, quantize_onnx, quantize_tflite
 from .subnet import PreparedSubnet, prepare_subnet
-from .verify import DEFAULT_ANCHORS, Anchor, TimedFile, anchors_for, compare, measure_files, reference, speed_now
+from .timing import measure_reports, timing_spec
+from .verify import DEFAULT_ANCHORS, compare, reference
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "device_profiles"
 
@@ -48,7 +49,8 @@ class ExportOptions:
     agreement_images: int = 500                  # images for top-1 agreement (a seeded uniform sample of the test set)
     test_images: int | None = None               # images for test accuracy (None: the whole test set)
     int8_test_images: int | None = None          # of those, how many the int8 files are counted on (None: all)
-    measure: bool = True
+    measure: bool = True                         # False: time later with hwnas.export.timing.measure_exports
+    threads: int | None = None                   # threads verification runs the files with (None: every core)
     drift_anchors: int = DEFAULT_ANCHORS         # validation subnets re-timed beside the files (0: no drift check)
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -105,7 +107,7 @@ def _pricing(subnet: PreparedSubnet, lut_paths: list[str]) -> tuple[dict[str, fl
         if target and target not in by_target:
             threads = int((meta.get("runtime") or {}).get("threads") or 1)
             by_target[target] = {"lut_id": ids[name], "predicted_ms": predicted[name], "threads": threads,
-                                 "path": str(path)}
+                                 "path": str(path), "target": target}
     return predicted, ids, by_target
 
 
@@ -138,10 +140,9 @@ def export(options: ExportOptions) -> dict[str, Any]:
 
     files: dict[str, str] = {}
     formats: dict[str, dict[str, Any]] = {}
-    timed: list[TimedFile] = []
-    anchors: dict[str, list[Anchor]] = {}
     fp32_files = {fmt: build_fp32(subnet, fmt, model_metadata(subnet, predicted, ids, fmt)) for fmt in options.formats}
     variants = [(f, False) for f in options.formats] + ([(f, True) for f in options.formats] if options.int8 else [])
+    threads = options.threads or _threads()
     for fmt, int8 in variants:
         key = f"{fmt}_int8" if int8 else fmt
         path = out / FILE_NAMES[key]
@@ -159,33 +160,15 @@ def export(options: ExportOptions) -> dict[str, Any]:
         entry["predicted_latency_ms"] = None if pricing is None or int8 else round(pricing["predicted_ms"], 4)
         if pricing is not None:
             entry["lut"] = pricing["lut_id"] if not int8 else f"{pricing['lut_id']} (fp32 LUT: not a prediction for int8)"
+        entry["timing"] = timing_spec(fmt, subnet.resolution, pricing, int8)
         if ref is not None:
             limit = options.int8_test_images if int8 else None
-            entry.update(compare(str(path), ref, int8, options.numeric_images, options.agreement_images, _threads(),
+            entry.update(compare(str(path), ref, int8, options.numeric_images, options.agreement_images, threads,
                                  limit=limit))
-        if options.measure:
-            timed.append(TimedFile(key, data, fmt, subnet.resolution, pricing["threads"] if pricing else 1))
-            if pricing is not None and not int8:
-                anchors[key] = anchors_for(subnet.space, pricing["path"], fmt, RUNTIMES[fmt], pricing["threads"],
-                                           pricing["predicted_ms"], options.drift_anchors)
         formats[key] = entry
         files[path.name] = f"{precision} {'ONNX (opset 17, NCHW, batch 1)' if fmt == 'onnx' else 'TFLite (NHWC, batch 1)'}"
         if options.progress:
             print(f"[export] {key}: {path} ({len(data) / 1e6:.2f} MB)", flush=True)
-
-    if timed:  # every file of the bundle and the drift anchors in the same interleaved rounds
-        measured_all = measure_files(timed + [a.item for group in anchors.values() for a in group])
-        for item in timed:
-            entry = formats[item.key]
-            entry.update(measured_all[item.key])
-            if entry["predicted_latency_ms"]:
-                entry["measured_vs_predicted"] = round(entry["measured_latency_ms"] / entry["predicted_latency_ms"] - 1, 4)
-                speed = speed_now(anchors.get(item.key, []), measured_all)
-                if speed is not None:
-                    now = entry["predicted_latency_ms"] * speed["factor"]
-                    entry["machine_speed_vs_validation"] = speed
-                    entry["predicted_now_ms"] = round(now, 4)
-                    entry["measured_vs_predicted_now"] = round(entry["measured_latency_ms"] / now - 1, 4)
 
     space = subnet.space
     arch_info = {"space": space.name, "space_hash": space.content_hash, "arch": subnet.arch.to_dict(),
@@ -194,9 +177,12 @@ def export(options: ExportOptions) -> dict[str, Any]:
     report = {
         **arch_info, "supernet": str(supernet), "classes": subnet.classes,
         "pytorch_test_acc": None if ref is None else float(np.mean(ref.logits.argmax(1) == ref.labels)),
-        "formats": formats, "passed": all(f.get("passed", True) for f in formats.values()),
-        "wall_s": round(time.perf_counter() - started, 1), "options": asdict(options),
+        "formats": formats, "passed": all(f.get("passed", True) for f in formats.values()), "measured": False,
+        "options": asdict(options),
     }
+    if options.measure:  # every file of the bundle and the drift anchors in the same interleaved rounds
+        measure_reports([(out, report)], options.drift_anchors)
+    report["wall_s"] = round(time.perf_counter() - started, 1)
     write_bundle(out, subnet, files, arch_info)
     write_json_atomic(out / "report.json", report)
     return report

@@ -138,7 +138,7 @@ def anchors_for(space: SearchSpace, lut_path: str | Path, fmt: str, target_name:
     anchors = []
     for index, arch, then_ms in chosen:
         built = target.build_subnet(static_subnet(space.signatures(arch), seed=index), arch.r)  # as validation did
-        key = f"anchor/{fmt}/{index}"
+        key = f"anchor/{fmt}/{lut_path}/{index}"  # the same validation subnet of the same LUT: the same file
         anchors.append(Anchor(key, then_ms, TimedFile(key, built.payload, fmt, arch.r, threads)))
     return anchors
 
