@@ -76,7 +76,8 @@ def main() -> int:
                     rows.append(
                         f"| {name} (r{arch.r}, {space.macs(arch) / 1e6:.1f}M MACs) | {key}{suffix} | {entry['precision']} "
                         f"| {entry['size_bytes'] / 1e6:.2f} | {entry['max_abs_diff']:.1e} | {entry['top1_agreement']:.3f} "
-                        f"| {entry['test_acc']:.4f} (PyTorch {report['pytorch_test_acc']:.4f}, {entry['test_images']:,}) "
+                        f"| {entry['test_acc']:.4f} on {entry['test_images']:,} (PyTorch {report['pytorch_test_acc']:.4f} on "
+                        f"{report.get('pytorch_test_images') or entry['test_images']:,}) "
                         f"| {'-' if not predicted else f'{predicted:.3f}'} | {measured:.3f} | {ratio} | {speed} | {ratio_now} "
                         f"| {as_profiled} "
                         f"| {'pass' if entry['passed'] else 'FAIL'} |")

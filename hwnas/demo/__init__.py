@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..space import get_space
@@ -19,6 +21,16 @@ from .stages import (RUNTIMES, SMOKE, SPACE, DemoSizes, budgets_for, export_stag
                      profile_summary, search_stage, supernet_stage)
 
 __all__ = ["SMOKE", "DemoSizes", "run_demo"]
+
+
+@contextmanager
+def timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the wall time of the block to ``seconds[stage]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 def run_demo(out: Path, sizes: DemoSizes = DemoSizes(), supernet: str | None = None, train: bool = False) -> int:
@@ -32,15 +44,20 @@ def run_demo(out: Path, sizes: DemoSizes = DemoSizes(), supernet: str | None = N
     print(f"[space] {space.name}: {space.num_blocks} block slots, kernels {space.ks}, expand {space.expand}, "
           f"depth {space.depth}, resolutions {space.resolutions}; {len(space.all_signatures())} distinct operators")
     luts = {}
-    for runtime in RUNTIMES:
-        lut = profile_stage(out, runtime, measure=sizes.profile, any_cpu=not sizes.profile)
-        if lut is None:
-            raise RuntimeError(f"no {runtime} LUT for this CPU and profiling is off: run hwnas demo without --smoke")
-        luts[runtime] = lut
-    chosen = supernet_stage(out, supernet, train, sizes)
-    searches = {runtime: search_stage(out, runtime, chosen, luts, budgets_for(luts[runtime], sizes.budget_fractions),
-                                      sizes) for runtime in RUNTIMES}
-    reports = export_stage(out, chosen, searches, luts, sizes)
+    seconds: dict[str, float] = {}
+    with timed(seconds, "latency tables"):
+        for runtime in RUNTIMES:
+            lut = profile_stage(out, runtime, measure=sizes.profile, any_cpu=not sizes.profile)
+            if lut is None:
+                raise RuntimeError(f"no {runtime} LUT for this CPU and profiling is off: run hwnas demo without --smoke")
+            luts[runtime] = lut
+    with timed(seconds, "supernet"):
+        chosen = supernet_stage(out, supernet, train, sizes)
+    with timed(seconds, "search"):
+        searches = {runtime: search_stage(out, runtime, chosen, luts,
+                                          budgets_for(luts[runtime], sizes.budget_fractions), sizes)
+                    for runtime in RUNTIMES}
+    reports = export_stage(out, chosen, searches, luts, sizes, seconds)
     rows = result_rows(searches, reports)
     plot_fronts(searches, rows, out / "pareto.png")
     plot_latency(rows, out / "latency.png")
@@ -52,7 +69,7 @@ def run_demo(out: Path, sizes: DemoSizes = DemoSizes(), supernet: str | None = N
     test_images = formats["onnx"]["test_images"]
     int8_images = f"{formats['onnx_int8']['test_images']:,}" if "onnx_int8" in formats else "none (not exported)"
     report = write_report(out, chosen, searches, rows, verdicts, [profile_summary(p) for p in luts.values()],
-                          time.time() - start, f"{cpu_model()}", test_images, int8_images)
+                          time.time() - start, f"{cpu_model()}", test_images, int8_images, seconds)
     print(console_table(rows))
     for what, held, figures in verdicts:
         print(f"[check] {'held' if held else 'NOT HELD'}: {what} — {figures}")

@@ -141,7 +141,7 @@ def _supernet_lines(supernet: Supernet) -> str:
 
 def write_report(out: Path, supernet: Supernet, searches: dict[str, dict[str, Any]], rows: list[Row],
                  verdicts: list[tuple[str, bool, str]], profile_lines: list[str], seconds: float, machine: str,
-                 test_images: int, int8_images: str) -> Path:
+                 test_images: int, int8_images: str, stage_seconds: dict[str, float] | None = None) -> Path:
     """``report.md``: the results table, the checks, each stage's numbers and the plots."""
     from ..atomic import write_bytes_atomic
 
@@ -179,6 +179,7 @@ belong to the int8 issue. fp32 files must match PyTorch's logits within 1e-4. Bu
 - **Latency tables**: {"; ".join(profile_lines)}.
 {_supernet_lines(supernet)}
 - **Search**: evolution (population 100) per runtime: {search_lines}.
+- **Wall time**: {", ".join(f"{stage} {value:.0f} s" for stage, value in (stage_seconds or {}).items()) or "n/a"}; {seconds / 60:.1f} min in all.
 
 ![Pareto fronts with measured points](pareto.png)
 ![Predicted vs measured latency](latency.png)

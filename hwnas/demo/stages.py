@@ -206,16 +206,21 @@ def _export_unmeasured(options: Any) -> str:
 
 
 def export_stage(out: Path, supernet: Supernet, searches: dict[str, dict[str, Any]], luts: dict[str, Path],
-                 sizes: DemoSizes) -> dict[str, dict[str, Any]]:
+                 sizes: DemoSizes, seconds: dict[str, float] | None = None) -> dict[str, dict[str, Any]]:
     """Every chosen subnet (once, however many budgets chose it) to ONNX and TFLite, fp32 and int8, verified
     against PyTorch on the shipped test images, then timed on both runtimes; finished bundles are reused.
 
     Building and verifying (BN recalibration, quantization, every test image through every file) is most of
     the demo's time and does not care what else runs: it goes to ``sizes.workers`` processes at once. Timing
     does care, so every file of every bundle is timed afterwards, alone, in one interleaved session
-    (``hwnas.export.timing``). Returns the export report per arch key."""
+    (``hwnas.export.timing``). Returns the export report per arch key; adds each part's wall time to ``seconds``."""
+    import time
+
     from ..export import ExportOptions, report_table
     from ..export.timing import measure_exports
+
+    seconds = {} if seconds is None else seconds
+    began = time.perf_counter()
 
     folders: dict[str, Path] = {}
     for runtime, results in searches.items():
@@ -224,21 +229,26 @@ def export_stage(out: Path, supernet: Supernet, searches: dict[str, dict[str, An
             if key not in folders:
                 budget = next(iter(found["budgets_ms"].values()))
                 folders[key] = out / "export" / f"{runtime}-{budget:g}ms"
-    archs = {key: json.loads(key) for key in folders}
     reports = {key: _finished(folder, key) for key, folder in folders.items()}
-    todo = [ExportOptions(supernet=supernet.path, out=str(folders[key]), arch=archs[key], int8=sizes.int8,
+    space = get_space(SPACE)
+    macs = {key: space.macs(space.arch(json.loads(key))) for key in folders}
+    todo = [ExportOptions(supernet=supernet.path, out=str(folders[key]), arch=json.loads(key), int8=sizes.int8,
                           calib_images=sizes.calib_images, test_images=sizes.test_images,
                           int8_test_images=sizes.int8_test_images, luts=[str(p) for p in luts.values()],
                           measure=False, threads=1 if sizes.workers > 1 else None, progress=False)
-            for key, report in reports.items() if report is None]
+            for key in sorted(folders, key=macs.__getitem__, reverse=True)  # the longest first: the workers
+            if reports[key] is None]                                        # finish together
     if todo:
         print(f"[export] {len(todo)} subnets: building and verifying {min(sizes.workers, len(todo))} at a time")
         _run_exports(todo, sizes.workers)
+    seconds["export: build + verify"] = time.perf_counter() - began
+    began = time.perf_counter()
     unmeasured = [key for key in folders if not (reports[key] or {}).get("measured")]
     if unmeasured:
         print(f"[export] timing {len(unmeasured)} bundles' files on this machine, alone, in one interleaved session")
         for key, report in zip(unmeasured, measure_exports([folders[k] for k in unmeasured])):
             reports[key] = report
+    seconds["export: timing"] = time.perf_counter() - began
     for key, folder in folders.items():
         print(f"[export] {folder}")
         print(report_table(reports[key]))

@@ -33,10 +33,12 @@ class Reference:
     labels: np.ndarray
 
 
-def reference(subnet: PreparedSubnet, images: np.ndarray, labels: np.ndarray) -> Reference:
-    """Normalised, resized inputs and the PyTorch subnet's logits for uint8 NHWC ``images``."""
+def reference(subnet: PreparedSubnet, images: np.ndarray, labels: np.ndarray, n_logits: int | None = None) -> Reference:
+    """Normalised, resized inputs for uint8 NHWC ``images`` and the PyTorch subnet's logits for the first
+    ``n_logits`` of them (None: all): the files are compared with PyTorch on those and counted on all."""
     nchw = subnet.inputs_nchw(images)
-    return Reference(np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)), subnet.forward(nchw), np.asarray(labels))
+    logits = subnet.forward(nchw[:n_logits] if n_logits is not None else nchw)
+    return Reference(np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)), logits, np.asarray(labels))
 
 
 def file_logits(path: str, inputs_nhwc: np.ndarray, threads: int) -> np.ndarray:
@@ -46,14 +48,15 @@ def file_logits(path: str, inputs_nhwc: np.ndarray, threads: int) -> np.ndarray:
 
 def compare(path: str, ref: Reference, int8: bool, n_numeric: int, n_agreement: int, threads: int,
             limit: int | None = None) -> dict[str, Any]:
-    """``max_abs_diff`` on the first ``n_numeric`` images, ``top1_agreement`` on the first ``n_agreement``,
-    ``test_acc`` on all of them (the first ``limit`` only, when given); ``passed`` by the fp32 or int8 criterion."""
+    """``max_abs_diff`` on the first ``n_numeric`` images, ``top1_agreement`` on the first ``n_agreement`` (at
+    most those PyTorch has logits for), ``test_acc`` on all of them (the first ``limit`` only, when given);
+    ``passed`` by the fp32 or int8 criterion."""
     if limit is not None:
         ref = Reference(ref.inputs_nhwc[:limit], ref.logits[:limit], ref.labels[:limit])
     logits = file_logits(path, ref.inputs_nhwc, threads)
-    if logits.shape != ref.logits.shape:
-        raise ValueError(f"{path}: output shape {logits.shape} differs from PyTorch's {ref.logits.shape}")
-    n_numeric, n_agreement = min(n_numeric, len(logits)), min(n_agreement, len(logits))
+    if logits.shape[1:] != ref.logits.shape[1:] or len(logits) != len(ref.labels):
+        raise ValueError(f"{path}: output shape {logits.shape} differs from PyTorch's {(len(ref.labels), *ref.logits.shape[1:])}")
+    n_numeric, n_agreement = min(n_numeric, len(ref.logits)), min(n_agreement, len(ref.logits))
     diff = float(np.max(np.abs(logits[:n_numeric] - ref.logits[:n_numeric]))) if n_numeric else float("nan")
     agreement = float(np.mean(logits[:n_agreement].argmax(1) == ref.logits[:n_agreement].argmax(1)))
     result: dict[str, Any] = {
