@@ -54,6 +54,7 @@ def main() -> int:
     report = (out / "report.md").read_text(encoding="utf-8")
     rows = parse_table(report)
     checks = report.split("## Checks", 1)[1].split("## Stages", 1)[0].strip()
+    stages = next((line[2:] for line in report.splitlines() if line.startswith("- **Wall time**")), "")
 
     model = load(ZOO)
     net = model.supernet().eval()
@@ -81,7 +82,7 @@ def main() -> int:
     text = "\n".join([
         "## Zoo supernet and demo (`benchmarks/zoo_demo.py`)", "",
         f"{measured_on()} Load average {load_start:.2f} at start. `make demo` from an empty output folder (shipped "
-        f"LUTs of this CPU reused, nothing else cached): **{demo_min:.1f} min**, exit status {status}.", "",
+        f"LUTs of this CPU reused, nothing else cached): **{demo_min:.1f} min**, exit status {status}. {stages}", "",
         f"Zoo model `{ZOO}` (shipped weights; model card `zoo/{ZOO}/MODEL_CARD.md`) on the 10,000 CIFAR-10 test "
         "images, BN recalibrated on 2,000 held-out training images, counted on onnxruntime:", "",
         "| subnet | resolution | MACs | model card (training run) | re-measured from the shipped file |",
