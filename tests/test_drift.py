@@ -28,11 +28,12 @@ def test_anchor_ratio_is_now_over_validation_time(tmp_path):
     archs = [space.arch({**space.sample(rng).to_dict(), "r": 24}) for _ in range(3)]
     write_validation_report(tmp_path, space, measured_ms=(0.05, 100.0, 200.0), archs=archs)
     anchors = anchors_for(space, tmp_path / "lut.json", "onnx", "ort-cpu", 1, predicted_ms=0.06, k=1)
-    assert [a.key for a in anchors] == ["anchor/onnx/0"] and anchors[0].then_ms == 0.05
+    key = f"anchor/onnx/{tmp_path / 'lut.json'}/0"  # validation subnet 0 of this LUT, as an ONNX file
+    assert [a.key for a in anchors] == [key] and anchors[0].then_ms == 0.05
     measured = measure_files([a.item for a in anchors], passes=1)
     speed = speed_now(anchors, measured)
     assert speed["anchors"] == 1
-    assert speed["factor"] == pytest.approx(measured["anchor/onnx/0"]["measured_latency_ms"] / 0.05)
+    assert speed["factor"] == pytest.approx(measured[key]["measured_latency_ms"] / 0.05)
     assert speed_now([], measured) is None
     # another space's report, no report, or k=0: no anchors, so no drift figure (never a wrong one)
     assert anchors_for(get_space("ofa-mbv3-w1.0"), tmp_path / "lut.json", "onnx", "ort-cpu", 1, 0.06) == []

@@ -11,7 +11,8 @@ from .stages import FORMAT_OF, Supernet, arch_key
 LATENCY_TOLERANCE = 0.10     # measured vs predicted
 MONOTONE_SLACK = 0.003       # accuracy may dip this much as the budget grows (sampling noise of 2,000 images)
 
-COLUMNS = ("runtime", "budget ms", "LUT ms", "measured ms", "error %", "raw error %", "int8 measured ms", "val acc %", "val acc from",
+COLUMNS = ("runtime", "budget ms", "LUT ms", "measured ms", "error %", "raw error %", "int8 measured ms", "val acc %",
+           "val acc from",
            "test acc % fp32", "test acc % int8", "MACs M", "file kB fp32/int8", "fp32 check", "int8 (experimental)")
 
 
@@ -42,7 +43,8 @@ class Row:
         return [self.runtime, f"{self.budget:g}", f"{self.lut_ms:.3f}", num(self.measured_ms, ".3f"),
                 num(None if self.error is None else 100 * self.error, "+.1f"),
                 num(None if self.raw_error is None else 100 * self.raw_error, "+.1f"), num(self.int8_ms, ".3f"),
-                f"{100 * self.predicted_acc:.2f}", self.acc_source, num(None if self.test_acc is None else 100 * self.test_acc, ".2f"),
+                f"{100 * self.predicted_acc:.2f}", self.acc_source,
+                num(None if self.test_acc is None else 100 * self.test_acc, ".2f"),
                 num(None if self.int8_acc is None else 100 * self.int8_acc, ".2f"), f"{self.macs / 1e6:.1f}",
                 f"{self.kb[0]:.0f}/{num(self.kb[1], '.0f')}", "pass" if self.fp32_passed else "FAIL", int8]
 
@@ -139,6 +141,10 @@ def _supernet_lines(supernet: Supernet) -> str:
     return lines + "\n- **Accuracy predictor**: fitted by this demo on subnets measured on the holdout."
 
 
+def _stage_times(stage_seconds: dict[str, float] | None) -> str:
+    return ", ".join(f"{stage} {value:.0f} s" for stage, value in (stage_seconds or {}).items()) or "n/a"
+
+
 def write_report(out: Path, supernet: Supernet, searches: dict[str, dict[str, Any]], rows: list[Row],
                  verdicts: list[tuple[str, bool, str]], profile_lines: list[str], seconds: float, machine: str,
                  test_images: int, int8_images: str, stage_seconds: dict[str, float] | None = None) -> Path:
@@ -179,7 +185,7 @@ belong to the int8 issue. fp32 files must match PyTorch's logits within 1e-4. Bu
 - **Latency tables**: {"; ".join(profile_lines)}.
 {_supernet_lines(supernet)}
 - **Search**: evolution (population 100) per runtime: {search_lines}.
-- **Wall time**: {", ".join(f"{stage} {value:.0f} s" for stage, value in (stage_seconds or {}).items()) or "n/a"}; {seconds / 60:.1f} min in all.
+- **Wall time**: {_stage_times(stage_seconds)}; {seconds / 60:.1f} min in all.
 
 ![Pareto fronts with measured points](pareto.png)
 ![Predicted vs measured latency](latency.png)

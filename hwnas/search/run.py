@@ -1,9 +1,10 @@
 """``hwnas search``: from a trained supernet and device LUTs to the best subnet per latency budget.
 
 Writes into ``out``: ``accuracy_dataset/`` (journaled measurements, resumable), ``accuracy_predictor.safetensors``
-with its held-out report (the measured accuracies, where the search can read them, take the predictor's place
-for the archs they hold: ``hwnas.search.measured``), ``results.json`` (per budget: the arch, predicted and measured holdout accuracy,
-latency per device, MACs, params; and the Pareto fronts) and ``pareto.png``. A predictor passed with
+with its held-out report and ``accuracy_dataset.jsonl`` beside it (measured accuracies, where the search can
+read them, take the predictor's place for the archs they hold: ``hwnas.search.measured``), ``results.json``
+(per budget: the arch, its accuracy and where it comes from, measured holdout accuracy, latency per device,
+MACs, params; and the Pareto fronts) and ``pareto.png``. A predictor passed with
 ``predictor=`` (or found in ``out``) is reused instead of measuring a new dataset.
 """
 from __future__ import annotations
