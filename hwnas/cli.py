@@ -258,6 +258,31 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0 if report["passed"] else 1
 
 
+def _cmd_supernet_import_ofa(args: argparse.Namespace) -> int:
+    from .nn import save_supernet
+    from .nn.ofa_checkpoint import DEFAULT_RESOLUTION, IMAGEFOLDER_SPLIT, import_ofa_supernet, ofa_extra
+
+    net = import_ofa_supernet(args.checkpoint, args.space)
+    data = None
+    if args.data_dir:  # an ImageFolder with train/ (BN recalibration, validation) and test/ (docs/ofa.md)
+        data = {"name": "imagenet", "data_dir": str(Path(args.data_dir).resolve()), **IMAGEFOLDER_SPLIT,
+                "bn_images": args.bn_images}
+    extra = {**ofa_extra(args.checkpoint, net.num_classes, DEFAULT_RESOLUTION, data), "argv": sys.argv[1:]}
+    save_supernet(net, args.out, extra=extra)
+    space = net.space
+    print(f"imported {args.checkpoint} into {space.name} ({net.num_classes} classes, "
+          f"{sum(t.numel() for t in net.state_dict().values()) / 1e6:.2f} M values): {args.out}")
+    if data is None:
+        print("no --data-dir: search and export will need --data-dir (an ImageFolder with train/ and test/)")
+    if args.predictor:
+        from .search.ofa_predictor import import_ofa_predictor
+
+        predictor_out = Path(args.out).with_name("accuracy_predictor.safetensors")
+        import_ofa_predictor(args.predictor, space).save(predictor_out)
+        print(f"imported OFA's accuracy predictor {args.predictor}: {predictor_out} (search --predictor {predictor_out})")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import SMOKE, DemoSizes, run_demo
 
@@ -455,6 +480,20 @@ def build_parser() -> argparse.ArgumentParser:
     zbuild.add_argument("--seed", type=int, default=0)
     zbuild.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     zbuild.set_defaults(func=_cmd_zoo_build)
+
+    supernet = verbs.add_parser("supernet", help="supernet files").add_subparsers(dest="supernet_verb", required=True)
+    imp_ofa = supernet.add_parser("import-ofa", help="OFA's pretrained MobileNetV3 supernet checkpoint -> an hwnas "
+                                                      "supernet file that search and export take")
+    imp_ofa.add_argument("checkpoint", help="OFA's checkpoint, e.g. ofa_mbv3_d234_e346_k357_w1.2 (read with "
+                                            "torch.load(weights_only=True))")
+    imp_ofa.add_argument("--space", required=True, choices=["ofa-mbv3-w1.0", "ofa-mbv3-w1.2"],
+                         help="the width the checkpoint was trained with (w1.0 or w1.2)")
+    imp_ofa.add_argument("-o", "--out", required=True, help="the hwnas supernet file to write (.safetensors)")
+    imp_ofa.add_argument("--predictor", help="also import OFA's accuracy predictor checkpoint, written as "
+                                             "accuracy_predictor.safetensors beside --out")
+    imp_ofa.add_argument("--data-dir", help="record an ImageFolder (train/, test/) to recalibrate BN and evaluate on")
+    imp_ofa.add_argument("--bn-images", type=int, default=2000, help="images of train/ that recalibrate BN (2000)")
+    imp_ofa.set_defaults(func=_cmd_supernet_import_ofa)
 
     demo = verbs.add_parser("demo", help="the end-to-end job on the shipped data (offline)")
     demo.add_argument("--out", help="output folder (default runs/demo, or runs/demo-smoke with --smoke)")

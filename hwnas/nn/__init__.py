@@ -2,6 +2,7 @@
 from .bn import recalibrate_bn
 from .checkpoint import load_supernet, save_supernet, supernet_extra
 from .elastic import ElasticBatchNorm2d, ElasticDepthwiseConv, ElasticMBConvBlock, ElasticPointwiseConv
+from .ofa_checkpoint import import_ofa_supernet
 from .ops import get_act
 from .static_blocks import (
     Classifier,
@@ -17,5 +18,5 @@ from .supernet import OFAMobileNetV3
 __all__ = [
     "Classifier", "ConvBNAct", "ElasticBatchNorm2d", "ElasticDepthwiseConv", "ElasticMBConvBlock",
     "ElasticPointwiseConv", "GlobalAvgPool", "InvertedResidual", "MBConvBlock", "OFAMobileNetV3",
-    "StaticSubnet", "create_op", "get_act", "load_supernet", "recalibrate_bn", "save_supernet", "supernet_extra",
+    "StaticSubnet", "create_op", "get_act", "import_ofa_supernet", "load_supernet", "recalibrate_bn", "save_supernet", "supernet_extra",
 ]

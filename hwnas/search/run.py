@@ -100,13 +100,14 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
     with process_group(options.device) as launch:
         supernet = load_supernet(options.supernet, launch.device).eval()
         space = supernet.space
-        data, _ = checkpoint_eval_data(supernet_extra(options.supernet), options.data_dir)
+        data, missing = _eval_data(options)
         names = [device_name(lut) for lut in options.luts]
         if len(set(names)) != len(names):
             raise ValueError(f"two LUTs share the device name in {names}; give them distinct folders or file names")
         latency = {name: LatencyPredictor(space, LatencyTable.load(lut)) for name, lut in zip(names, options.luts)}
         budgets = {name: list(b) for name, b in zip(names, options.budgets_ms) if b}
-        predictor, measured = _accuracy_predictor(options, out, supernet, data, launch.rank, launch.world_size)
+        predictor, measured = _accuracy_predictor(options, out, supernet, data, missing, launch.rank,
+                                                  launch.world_size)
         if not launch.is_main:
             return {}
         if options.strategy == "evolution":
@@ -118,6 +119,8 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
             search_seconds = result.seconds
         else:
             (name, values), = budgets.items()
+            if data is None:
+                raise ValueError(f"gradient search trains on images, and there are none: {missing}")
             found, fronts, search_seconds = [], {}, 0.0
             for budget in values:
                 found_one = gradient_search(supernet, latency[name], budget, data.calibration, data.preprocessing,
@@ -129,8 +132,10 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
                               "latency_ms": {n: float(p.predict(codes)[0]) for n, p in latency.items()},
                               "macs": space.macs(found_one.arch), "params": space.params(found_one.arch),
                               "budgets_ms": {name: budget}, "expected_latency_ms": found_one.expected_latency_ms})
-        check = options.check_holdout and data.held_out
-        if options.check_holdout and not data.held_out:
+        check = options.check_holdout and data is not None and data.held_out
+        if options.check_holdout and data is None:
+            print(f"[search] holdout accuracy not measured: {missing}")
+        elif options.check_holdout and not data.held_out:
             print(f"[search] the validation images here ({data.validation.name}) were part of {options.supernet}'s "
                   "training set: holdout accuracy not measured (give --data-dir to the full dataset to measure it)")
         for entry in found if check else []:  # the predictor's word checked against a measurement
@@ -206,8 +211,21 @@ def _drop_stale_journal(path: Path, archs: list[Arch]) -> None:
         path.unlink()
 
 
-def _accuracy_predictor(options: SearchOptions, out: Path, supernet: OFAMobileNetV3, data: EvalData, rank: int,
-                        world_size: int) -> tuple[AccuracyPredictor, MeasuredAccuracies | None]:
+def _eval_data(options: SearchOptions) -> tuple[EvalData | None, str]:
+    """The supernet's evaluation data, or (None, why) when it records none this machine has: a search with a
+    given predictor needs no images (an imported OFA supernet: its predictor came with it), so the missing
+    data only stops what needs it, each with this reason."""
+    try:
+        data, _ = checkpoint_eval_data(supernet_extra(options.supernet), options.data_dir)
+    except ValueError as error:
+        if options.predictor is None:
+            raise
+        return None, f"no evaluation data ({error}); give --data-dir"
+    return data, ""
+
+
+def _accuracy_predictor(options: SearchOptions, out: Path, supernet: OFAMobileNetV3, data: EvalData | None,
+                        missing: str, rank: int, world_size: int) -> tuple[AccuracyPredictor, MeasuredAccuracies | None]:
     """The predictor given, the one in ``out``, or a new one fitted on a freshly measured dataset; with the
     measured accuracies: the file given, the predictor's dataset beside it, or the dataset measured now."""
     space = supernet.space
@@ -218,6 +236,8 @@ def _accuracy_predictor(options: SearchOptions, out: Path, supernet: OFAMobileNe
         return AccuracyPredictor.load(saved, space), given
     if options.predictor:
         raise ValueError(f"{saved}: no such accuracy predictor")
+    if data is None:  # _eval_data only returns none with a predictor given, found above
+        raise ValueError(f"fitting an accuracy predictor measures subnets on images, and there are none: {missing}")
     if not data.held_out:
         raise ValueError(f"{options.supernet}: its validation images here ({data.validation.name}) were part of its "
                          "training set, so a predictor fitted on them would rank by training accuracy; give --predictor "
