@@ -12,7 +12,7 @@ pytest.importorskip("ai_edge_litert")
 from ai_edge_litert import schema_py_generated as tfl
 from ai_edge_litert.interpreter import Interpreter
 
-from hwnas.formats.ir import Graph, lower
+from hwnas.formats.ir import Conv, Graph, lower
 from hwnas.formats.tflite_writer import graph_to_tflite, module_to_tflite, read_tflite_metadata
 from hwnas.latency.targets.base import static_op
 from hwnas.nn import OFAMobileNetV3, StaticSubnet, recalibrate_bn
@@ -126,9 +126,35 @@ def test_padding_is_explicit_only_where_same_would_differ() -> None:
     odd = op_codes(module_to_tflite(op, (1, 16, 25, 25)))
     assert even == ["CONV_2D", "PAD", "DEPTHWISE_CONV_2D", "CONV_2D"]
     assert odd == ["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D"]
-    stride1 = OpSignature("expanded_conv", in_hw=26, in_c=16, out_hw=26, out_c=16, mid_c=48, kernel=7, act="h_swish",
+    stride1 = OpSignature("expanded_conv", in_hw=26, in_c=16, out_hw=26, out_c=16, mid_c=48, kernel=5, act="h_swish",
                           residual=True)
     assert "PAD" not in op_codes(module_to_tflite(static_op(stride1), (1, 16, 26, 26)))
+
+
+def test_depthwise_kernels_over_25_taps_are_split_into_row_bands() -> None:
+    """k7 (49 taps) runs ~7x faster under XNNPACK as three bands of at most 25 taps (3, 3 and 1 rows) on one
+    explicitly padded input, added, then activated; every k, stride, size parity and activation matches PyTorch."""
+    sig = OpSignature("expanded_conv", in_hw=26, in_c=16, out_hw=26, out_c=16, mid_c=48, kernel=7, act="h_swish",
+                      residual=True)
+    assert op_codes(module_to_tflite(static_op(sig), (1, 16, 26, 26))) == [
+        "CONV_2D", "HARD_SWISH", "PAD", "SLICE", "DEPTHWISE_CONV_2D", "SLICE", "DEPTHWISE_CONV_2D", "SLICE",
+        "DEPTHWISE_CONV_2D", "ADD", "ADD", "HARD_SWISH", "CONV_2D", "ADD"]
+    rng = np.random.default_rng(0)
+    for k, stride, size, act in ((7, 1, 10, "relu"), (7, 2, 10, None), (7, 2, 9, "h_swish"), (9, 1, 8, "relu"),
+                                 (9, 2, 11, None)):
+        c = 12
+        weight = rng.standard_normal((c, 1, k, k)).astype(np.float32)
+        bias = rng.standard_normal(c).astype(np.float32)
+        graph = Graph(input="x", input_shape=(1, c, size, size))
+        graph.nodes.append(Conv("x", "y", weight, bias, stride, k // 2, c, act))
+        graph.output = "y"
+        x = rng.standard_normal((1, c, size, size)).astype(np.float32)
+        y = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight), torch.from_numpy(bias),
+                                       stride=stride, padding=k // 2, groups=c)
+        y = {"relu": torch.relu, "h_swish": torch.nn.functional.hardswish, None: lambda v: v}[act](y).numpy()
+        data = graph_to_tflite(graph)
+        assert op_codes(data).count("DEPTHWISE_CONV_2D") == -(-k // (25 // k)), (k, op_codes(data))
+        np.testing.assert_allclose(run_tflite(data, x), y, rtol=0, atol=ATOL)
 
 
 def test_model_structure() -> None:

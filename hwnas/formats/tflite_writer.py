@@ -13,6 +13,9 @@ so profiled ops and deployed ops are the same TFLite operators. Layout and numer
   used only where it reads exactly the same window as PyTorch (stride 1, and stride 2 on odd
   inputs); elsewhere (stride 2 on even inputs) an explicit ``PAD`` then ``VALID``. Under XNNPACK the
   PAD costs no measurable time (PAD+VALID vs SAME on the same shapes: within ±2%, the noise level);
+- a depthwise kernel of more than 25 taps (k7) → bands of kernel rows, each a ``SLICE`` of one padded input
+  and a ``DEPTHWISE_CONV_2D`` of ≤ 25 taps, summed by ``ADD`` (``_Writer.split_depthwise``): XNNPACK runs
+  one 49-tap depthwise conv ~7× slower than three bands, and the largest tiny-mbv3 subnet 4.9× slower;
 - ``GlobalAvgPool`` → ``MEAN`` over axes [1, 2] keeping dims; squeeze-excite scaling → broadcast
   ``MUL``; residual → ``ADD``; ``Linear`` → ``FULLY_CONNECTED`` (weights [out, in]), which flattens
   its [N, 1, 1, C] input itself (no ``RESHAPE``);
@@ -37,6 +40,7 @@ FILE_IDENTIFIER = b"TFL3"
 SIGNATURE_KEY = "serving_default"
 _ALIGNMENT = 16  # as TensorFlow's converter aligns constant buffers
 _PLACEHOLDER_FOR_GREATER_OP_CODES = 127
+MAX_DEPTHWISE_TAPS = 25  # XNNPACK's largest one-pass depthwise kernel; larger kernels are split (split_depthwise)
 
 
 class _AlignedBuffer(tfl.BufferT):
@@ -128,6 +132,9 @@ class _Writer:
             raise ValueError(f"{node.output}: weight expects {i_per_group * node.groups} input channels, tensor has {c}")
         k, s, p = kh, node.stride, node.pad
         out_h, out_w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        if node.depthwise and k * k > MAX_DEPTHWISE_TAPS:
+            self.split_depthwise(node, out_name)
+            return
         source = self.index[node.input]
         if p == 0:
             padding = tfl.Padding.VALID
@@ -181,6 +188,76 @@ class _Writer:
         else:
             out = self.tensor(out_name, shape)
             self.op(code, [source, weights, biases], [out], options_type, options)
+
+    def pad(self, node: Conv) -> tuple[int, tuple[int, int, int, int]]:
+        """The input of ``node`` padded explicitly (PyTorch's ``pad`` before, what the last window needs after):
+        its tensor index and shape. The input itself when ``pad`` is 0."""
+        n, h, w, c = self.shapes[node.input]
+        k, s, p = node.weight.shape[-1], node.stride, node.pad
+        out_h, out_w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        after_h, after_w = max((out_h - 1) * s + k - h - p, 0), max((out_w - 1) * s + k - w - p, 0)
+        if p == 0 and after_h == after_w == 0:
+            return self.index[node.input], (n, h, w, c)
+        shape = (n, h + p + after_h, w + p + after_w, c)
+        pads = self.const(f"{node.output}/paddings", np.array([[0, 0], [p, after_h], [p, after_w], [0, 0]], np.int32))
+        padded = self.tensor(f"{node.output}/padded", shape)
+        self.op(tfl.BuiltinOperator.PAD, [self.index[node.input], pads], [padded], tfl.BuiltinOptions.PadOptions,
+                tfl.PadOptionsT())
+        return padded, shape
+
+    def split_depthwise(self, node: Conv, out_name: str) -> None:
+        """A depthwise conv of more than ``MAX_DEPTHWISE_TAPS`` taps as a sum of row bands of the kernel.
+
+        XNNPACK's depthwise kernels cover up to 25 taps in one pass; above that, LiteRT 2.3's XNNPACK runs
+        them far slower than even the builtin kernels (measured here, one 10×10×144 op: k5 0.017 ms, k7
+        0.38 ms under XNNPACK vs 0.069 ms builtin). So the k×k kernel is cut into bands of rows of at most
+        25 taps (k7: rows 0–2, 3–5, 6), each a VALID depthwise conv over its slice of the padded input, and
+        the bands are added. The bias rides on the first band; the activation follows the sum. Exact up to
+        float summation order."""
+        n, h, w, c = self.shapes[node.input]
+        k, s, p = node.weight.shape[-1], node.stride, node.pad
+        out_h, out_w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        source, _ = self.pad(node)
+        kernel = node.weight[:, 0].transpose(1, 2, 0)  # [k, k, C]
+        rows = max(1, MAX_DEPTHWISE_TAPS // k)
+        shape = (n, out_h, out_w, c)
+        width = (out_w - 1) * s + k
+        bands = []
+        for first in range(0, k, rows):
+            band = kernel[first:first + rows]
+            height = (out_h - 1) * s + len(band)
+            name = f"{node.output}/rows{first}"
+            sliced = self.tensor(f"{name}/input", (n, height, width, c))
+            self.op(tfl.BuiltinOperator.SLICE,
+                    [source, self.const(f"{name}/begin", np.array([0, first, 0, 0], np.int32)),
+                     self.const(f"{name}/size", np.array([n, height, width, c], np.int32))],
+                    [sliced], tfl.BuiltinOptions.SliceOptions, tfl.SliceOptionsT())
+            options = tfl.DepthwiseConv2DOptionsT()
+            options.depthMultiplier, options.padding, options.strideH, options.strideW = 1, tfl.Padding.VALID, s, s
+            options.dilationHFactor = options.dilationWFactor = 1
+            options.fusedActivationFunction = tfl.ActivationFunctionType.NONE
+            bias = node.bias.astype(np.float32) if first == 0 else np.zeros(c, np.float32)
+            result = self.tensor(name, shape)
+            self.op(tfl.BuiltinOperator.DEPTHWISE_CONV_2D,
+                    [sliced, self.const(f"{name}/weights", np.ascontiguousarray(band[None], dtype=np.float32)),
+                     self.const(f"{name}/bias", bias)],
+                    [result], tfl.BuiltinOptions.DepthwiseConv2DOptions, options)
+            bands.append(result)
+        if node.act not in (None, "relu", "h_swish"):
+            raise ValueError(f"{node.output}: activation {node.act!r} has no TFLite lowering for a split depthwise conv")
+        total = bands[0]
+        for position, band in enumerate(bands[1:], 1):
+            last = position == len(bands) - 1
+            options = tfl.AddOptionsT()
+            options.fusedActivationFunction = (tfl.ActivationFunctionType.RELU if last and node.act == "relu"
+                                               else tfl.ActivationFunctionType.NONE)
+            target = (self.tensor(out_name, shape) if last and node.act != "h_swish"
+                      else self.tensor(f"{node.output}/sum{position}", shape))
+            self.op(tfl.BuiltinOperator.ADD, [total, band], [target], tfl.BuiltinOptions.AddOptions, options)
+            total = target
+        if node.act == "h_swish":
+            self.op(tfl.BuiltinOperator.HARD_SWISH, [total], [self.tensor(out_name, shape)],
+                    tfl.BuiltinOptions.HardSwishOptions, tfl.HardSwishOptionsT())
 
     def mean(self, node: GlobalAvgPool, out_name: str) -> None:
         n, _, _, c = self.shapes[node.input]
