@@ -62,6 +62,10 @@ def _cmd_lut_info(args: argparse.Namespace) -> int:
     print(f"  precision   {meta.get('precision')}  batch {meta.get('batch')}  units {meta.get('units')}")
     print(f"  created     {meta.get('created_at')} by hwnas {meta.get('hwnas_version')}")
     print(f"  space hash  {meta.get('space_hash')}")
+    adapted = meta.get("adapted")
+    if adapted:
+        print(f"  adapted     from {adapted.get('from')} ({adapted.get('from_device')}) with {adapted.get('runs')} "
+              f"measured runs, model {adapted.get('model')}")
     calibration = meta.get("calibration")
     if calibration:
         terms = " ".join(f"{k}={calibration[k]:.6g}" for k in ("scale", "offset", "per_op", "per_element", "per_param")
@@ -90,6 +94,35 @@ def _cmd_lut_predict(args: argparse.Namespace) -> int:
     with open(args.output, "w", encoding="utf-8") if args.output else nullcontext(sys.stdout) as out:
         for arch, latency in zip(archs, latencies):
             out.write(json.dumps({"latency_ms": float(latency), "r": arch.r, "macs": space.macs(arch)}) + "\n")
+    return 0
+
+
+def _cmd_lut_adapt(args: argparse.Namespace) -> int:
+    from .latency import LatencyTable
+    from .latency.adapt import adapt, read_runs
+
+    space = get_space(args.space)
+    source = LatencyTable.load(args.source)
+    runs = read_runs(args.measured, space)
+    prior_runs = {Path(path).stem: read_runs(path, space) for path in args.prior or []}
+    result = adapt(space, source, runs, prior_runs=prior_runs or None, model=args.model,
+                   device=args.device or f"adapted from {source.metadata.get('device')}")
+    result.table.save(args.output)
+    fit, scalars = result.report["fit"], result.report["scalars"]
+    print(f"wrote {args.output}: {len(result.table)} entries, model {result.model} from {len(runs)} runs "
+          f"(overhead ×{scalars['overhead']:.4g}, compute ×{scalars['compute']:.4g}, offset {scalars['offset_ms']:+.4g} ms)")
+    print(f"  on the runs themselves (not held out): RMSPE {fit['rmspe_pct']:.2f}%, {fit['within_10pct']:.0%} within ±10%")
+    if result.report["filled_resolutions"]:
+        print(f"  resolutions the source does not serve, filled from the nearest served one by MACs: "
+              f"{result.report['filled_resolutions']}")
+    return 0
+
+
+def _cmd_lut_probes(args: argparse.Namespace) -> int:
+    from .latency.adapt import probe_archs
+
+    for arch in probe_archs(get_space(args.space), args.n, seed=args.seed):
+        print(json.dumps(arch.to_dict()))
     return 0
 
 
@@ -351,6 +384,24 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--archs", required=True, help="JSONL file of OFA arch dicts, or - for stdin")
     pred.add_argument("-o", "--output", help="write here instead of stdout")
     pred.set_defaults(func=_cmd_lut_predict)
+
+    adp = lut.add_parser("adapt", help="a new device's LUT from a source LUT and a few measured whole subnets")
+    adp.add_argument("source", help="any device's LUT of this space (the prior)")
+    adp.add_argument("--space", required=True, choices=list_spaces())
+    adp.add_argument("--measured", required=True, help='JSONL: {"arch": {OFA dict}, "latency_ms": x} per line')
+    adp.add_argument("--prior", action="append", metavar="RUNS.jsonl",
+                     help="many measured subnets of another device of the target's family (repeatable): "
+                          "learns per-op-group costs the few runs then only rescale")
+    adp.add_argument("--model", default="auto", choices=["auto", "scale", "scale+offset", "overhead+compute+offset"])
+    adp.add_argument("--device", help="device name to record")
+    adp.add_argument("-o", "--output", required=True, help="the adapted LUT (JSON) to write")
+    adp.set_defaults(func=_cmd_lut_adapt)
+
+    probes = lut.add_parser("probes", help="the archs to measure for `lut adapt` (JSONL, one arch per line)")
+    probes.add_argument("--space", required=True, choices=list_spaces())
+    probes.add_argument("--n", type=int, default=10)
+    probes.add_argument("--seed", type=int, default=0)
+    probes.set_defaults(func=_cmd_lut_probes)
 
     prof = verbs.add_parser("profile", help="measure every op of a search space on a runtime -> LUT")
     prof.add_argument("--target", default="ort-cpu", help="ort-cpu | tflite | torch-cuda")
