@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import help_data  # noqa: E402
+import _help_data as help_data  # noqa: E402  (a module beside the scripts, not a benchmark)
 
 import hwnas  # noqa: E402
 from hwnas.latency import adapt as A  # noqa: E402

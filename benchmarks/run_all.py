@@ -159,7 +159,7 @@ def update_readme(sections: list[str]) -> None:
 
 
 def main() -> int:
-    scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
+    scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_"))
     if "--reuse" in sys.argv[1:]:
         return reuse(scripts)
     sections = []

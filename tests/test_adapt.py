@@ -210,7 +210,7 @@ def test_help_titan_rtx_batch64_from_ten_probes():
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import help_data
+    import _help_data as help_data
 
     space = hwnas.get_space(help_data.SPACE)
     source = LatencyTable.load(Path(__file__).resolve().parents[1] / "device_profiles/note10-ofa-mbv3-w1.2/lut.json")
