@@ -60,6 +60,12 @@ class _AlignedBuffer(tfl.BufferT):
         return tfl.BufferEnd(builder)
 
 
+def _reached(size: int, out: int, kernel: int, stride: int, pad: int) -> tuple[int, int]:
+    """(first, last) kernel index along one axis that reads a real pixel for at least one output position:
+    output ``i`` reads input ``i·stride − pad + a`` for kernel index ``a``."""
+    return max(0, pad - (out - 1) * stride), min(kernel - 1, size - 1 + pad)
+
+
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """(output size, padding before) of TFLite's SAME padding."""
     out = -(-size // stride)
@@ -189,22 +195,6 @@ class _Writer:
             out = self.tensor(out_name, shape)
             self.op(code, [source, weights, biases], [out], options_type, options)
 
-    def pad(self, node: Conv) -> tuple[int, tuple[int, int, int, int]]:
-        """The input of ``node`` padded explicitly (PyTorch's ``pad`` before, what the last window needs after):
-        its tensor index and shape. The input itself when ``pad`` is 0."""
-        n, h, w, c = self.shapes[node.input]
-        k, s, p = node.weight.shape[-1], node.stride, node.pad
-        out_h, out_w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-        after_h, after_w = max((out_h - 1) * s + k - h - p, 0), max((out_w - 1) * s + k - w - p, 0)
-        if p == 0 and after_h == after_w == 0:
-            return self.index[node.input], (n, h, w, c)
-        shape = (n, h + p + after_h, w + p + after_w, c)
-        pads = self.const(f"{node.output}/paddings", np.array([[0, 0], [p, after_h], [p, after_w], [0, 0]], np.int32))
-        padded = self.tensor(f"{node.output}/padded", shape)
-        self.op(tfl.BuiltinOperator.PAD, [self.index[node.input], pads], [padded], tfl.BuiltinOptions.PadOptions,
-                tfl.PadOptionsT())
-        return padded, shape
-
     def split_depthwise(self, node: Conv, out_name: str) -> None:
         """A depthwise conv of more than ``MAX_DEPTHWISE_TAPS`` taps as a sum of row bands of the kernel.
 
@@ -213,33 +203,54 @@ class _Writer:
         0.38 ms under XNNPACK vs 0.069 ms builtin). So the k×k kernel is cut into bands of rows of at most
         25 taps (k7: rows 0–2, 3–5, 6), each a VALID depthwise conv over its slice of the padded input, and
         the bands are added. The bias rides on the first band; the activation follows the sum. Exact up to
-        float summation order."""
+        float summation order.
+
+        First the kernel is trimmed to the taps that reach a real pixel for some output (on maps smaller
+        than the kernel the rest only ever multiply padding): exact, cheaper, and it keeps the explicit
+        padding below the map size, which XNNPACK's int8 PAD needs (a full-integer k7 model on a 3×3 map
+        failed to load with the untrimmed padding)."""
         n, h, w, c = self.shapes[node.input]
         k, s, p = node.weight.shape[-1], node.stride, node.pad
         out_h, out_w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-        source, _ = self.pad(node)
-        kernel = node.weight[:, 0].transpose(1, 2, 0)  # [k, k, C]
-        rows = max(1, MAX_DEPTHWISE_TAPS // k)
+        (top, bottom), (left, right) = _reached(h, out_h, k, s, p), _reached(w, out_w, k, s, p)
+        kernel = node.weight[:, 0].transpose(1, 2, 0)[top:bottom + 1, left:right + 1]  # [kh, kw, C]
+        kh, kw = kernel.shape[:2]
+        before_h, before_w = p - top, p - left
+        after_h = max((out_h - 1) * s + kh - h - before_h, 0)
+        after_w = max((out_w - 1) * s + kw - w - before_w, 0)
+        source, padded_shape = self.index[node.input], (n, h, w, c)
+        if before_h or before_w or after_h or after_w:
+            padded_shape = (n, h + before_h + after_h, w + before_w + after_w, c)
+            pads = self.const(f"{node.output}/paddings",
+                              np.array([[0, 0], [before_h, after_h], [before_w, after_w], [0, 0]], np.int32))
+            padded = self.tensor(f"{node.output}/padded", padded_shape)
+            self.op(tfl.BuiltinOperator.PAD, [source, pads], [padded], tfl.BuiltinOptions.PadOptions, tfl.PadOptionsT())
+            source = padded
+        rows = max(1, MAX_DEPTHWISE_TAPS // kw)
         shape = (n, out_h, out_w, c)
-        width = (out_w - 1) * s + k
+        width = (out_w - 1) * s + kw
         bands = []
-        for first in range(0, k, rows):
+        for first in range(0, kh, rows):
             band = kernel[first:first + rows]
             height = (out_h - 1) * s + len(band)
             name = f"{node.output}/rows{first}"
-            sliced = self.tensor(f"{name}/input", (n, height, width, c))
-            self.op(tfl.BuiltinOperator.SLICE,
-                    [source, self.const(f"{name}/begin", np.array([0, first, 0, 0], np.int32)),
-                     self.const(f"{name}/size", np.array([n, height, width, c], np.int32))],
-                    [sliced], tfl.BuiltinOptions.SliceOptions, tfl.SliceOptionsT())
+            band_input = source
+            if (first, height, width) != (0, padded_shape[1], padded_shape[2]):
+                band_input = self.tensor(f"{name}/input", (n, height, width, c))
+                self.op(tfl.BuiltinOperator.SLICE,
+                        [source, self.const(f"{name}/begin", np.array([0, first, 0, 0], np.int32)),
+                         self.const(f"{name}/size", np.array([n, height, width, c], np.int32))],
+                        [band_input], tfl.BuiltinOptions.SliceOptions, tfl.SliceOptionsT())
             options = tfl.DepthwiseConv2DOptionsT()
             options.depthMultiplier, options.padding, options.strideH, options.strideW = 1, tfl.Padding.VALID, s, s
             options.dilationHFactor = options.dilationWFactor = 1
-            options.fusedActivationFunction = tfl.ActivationFunctionType.NONE
+            alone = kh <= rows  # one band: the conv itself carries the activation (relu fused)
+            options.fusedActivationFunction = (tfl.ActivationFunctionType.RELU if alone and node.act == "relu"
+                                               else tfl.ActivationFunctionType.NONE)
             bias = node.bias.astype(np.float32) if first == 0 else np.zeros(c, np.float32)
-            result = self.tensor(name, shape)
+            result = self.tensor(out_name if alone and node.act != "h_swish" else name, shape)
             self.op(tfl.BuiltinOperator.DEPTHWISE_CONV_2D,
-                    [sliced, self.const(f"{name}/weights", np.ascontiguousarray(band[None], dtype=np.float32)),
+                    [band_input, self.const(f"{name}/weights", np.ascontiguousarray(band[None], dtype=np.float32)),
                      self.const(f"{name}/bias", bias)],
                     [result], tfl.BuiltinOptions.DepthwiseConv2DOptions, options)
             bands.append(result)
