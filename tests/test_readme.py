@@ -7,7 +7,7 @@ import shutil
 
 from conftest import ROOT
 
-PAGES = ["README.md", "docs/python_api.md", "docs/search.md", "docs/training.md"]  # in the order they run
+PAGES = ["README.md", "docs/python_api.md", "docs/search.md", "docs/training.md", "docs/ofa.md"]  # in the order they run
 
 
 def python_blocks() -> list[tuple[str, str]]:
