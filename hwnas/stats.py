@@ -25,15 +25,9 @@ def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n, ties sharing the mean of their positions."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values), dtype=np.float64)
-    sorted_values = values[order]
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
-    ends = np.r_[starts[1:], len(values)]
-    for start, end in zip(starts, ends):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
-    return ranks
+    _, inverse, counts = np.unique(np.asarray(values, dtype=np.float64), return_inverse=True, return_counts=True)
+    starts = np.cumsum(counts) - counts  # 0-based position of each distinct value's first copy when sorted
+    return (starts + (counts + 1) / 2.0)[inverse.reshape(-1)]
 
 
 def spearman_rho(a: np.ndarray, b: np.ndarray) -> float:

@@ -24,3 +24,10 @@ def test_known_values():
     # d = ranks differ by 1 on four items: rho = 1 - 6·4 / (5·24) = 0.8; tau = (8 - 2) / 10 = 0.6
     assert spearman_rho(a, b) == pytest.approx(0.8)
     assert kendall_tau(a, b) == pytest.approx(0.6)
+
+
+def test_spearman_matches_definition():
+    a = np.array([1.0, 2.0, 2.0, 5.0, 3.0])
+    b = np.array([2.0, 1.0, 4.0, 9.0, 3.0])
+    ra, rb = np.array([1, 2.5, 2.5, 5, 4]), np.array([2, 1, 4, 5, 3])
+    assert spearman_rho(a, b) == pytest.approx(np.corrcoef(ra, rb)[0, 1])

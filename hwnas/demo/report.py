@@ -165,14 +165,14 @@ is what the search ranked the subnet by, on the validation split with BN recalib
 the accuracy predictor's, or the subnet's measured accuracy where the zoo measured it ("val acc from"). Expect
 the shipped test images to read 1–2 points lower. Accuracies are top-1 on the {test_images:,} shipped CIFAR-10 test images
 (one binomial standard error ≈ 0.8 pts), counted by each exported file on its runtime; the int8 files on
-{int8_images} of them (a seeded uniform sample: ONNX int8 still runs several times slower than fp32).
+{int8_images} of them (a seeded uniform sample: TFLite's dynamic-range int8 still runs ~3× slower than fp32).
 
 ## Results
 
 {markdown_table(rows)}
 
 int8 is **experimental**: the int8 files are verified (top-1 agreement with PyTorch, bar 98%) and timed, but
-their speed is not yet the runtime's best (ONNX int8 runs slower than fp32 on x86 CPUs); the bar and the fix
+their speed is not yet the runtime's best (on x86 CPUs neither runtime's int8 beats its fp32 yet); the bar and the fix
 belong to the int8 issue. fp32 files must match PyTorch's logits within 1e-4. Bundles (model files, `run.py`,
 `README.md`, `report.json`): `export/<runtime>-<budget>ms/`.
 

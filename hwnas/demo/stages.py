@@ -29,7 +29,7 @@ class DemoSizes:
     generations: int = 500
     calib_images: int = 100                  # int8 calibration
     test_images: int | None = None           # None: the whole shipped test set
-    int8_test_images: int | None = 1000      # of those, for the int8 files (ONNX int8 runs ~7× slower than fp32)
+    int8_test_images: int | None = 1000      # of those, for the int8 files (TFLite dynamic int8 runs ~3× slower than fp32)
     profile: bool = True                     # profile this CPU when no cached LUT of it exists
     int8: bool = True
     max_steps_per_phase: int | None = None   # --train: None is the whole quick schedule
@@ -269,9 +269,9 @@ def _finished(folder: Path, key: str) -> dict[str, Any] | None:
 def _run_exports(todo: list[Any], workers: int) -> None:
     """``export`` each of ``todo``, in ``workers`` fresh processes (spawned: no state forked from this one), no
     more than this machine has cores."""
-    import os
+    from ..export.run import usable_cores
 
-    workers = min(workers, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    workers = min(workers, usable_cores())
     if workers <= 1 or len(todo) == 1:
         for options in todo:
             _export_unmeasured(options)

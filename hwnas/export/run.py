@@ -144,7 +144,7 @@ def export(options: ExportOptions) -> dict[str, Any]:
     formats: dict[str, dict[str, Any]] = {}
     fp32_files = {fmt: build_fp32(subnet, fmt, model_metadata(subnet, predicted, ids, fmt)) for fmt in options.formats}
     variants = [(f, False) for f in options.formats] + ([(f, True) for f in options.formats] if options.int8 else [])
-    threads = options.threads or _threads()
+    threads = options.threads or usable_cores()
     for fmt, int8 in variants:
         key = f"{fmt}_int8" if int8 else fmt
         path = out / FILE_NAMES[key]
@@ -191,7 +191,8 @@ def export(options: ExportOptions) -> dict[str, Any]:
     return report
 
 
-def _threads() -> int:
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
     import os
 
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..space import Arch, SearchSpace
 from ..space.signature import OpSignature
+from ..stats import spearman_rho
 from . import calibration as cal
 from .predictor import LatencyPredictor
 from .table import LatencyTable, make_metadata
@@ -278,23 +279,8 @@ def fit_prior(layout: Layout, datasets: Mapping[str, Sequence[Run]], ridge: floa
 
 def _summary(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     m = cal.metrics(predicted, measured)
-    m["spearman"] = spearman(predicted, measured)
+    m["spearman"] = spearman_rho(predicted, measured)
     return m
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation (average ranks for ties)."""
-    def ranks(x: np.ndarray) -> np.ndarray:
-        order = np.argsort(x, kind="mergesort")
-        r = np.empty(len(x))
-        r[order] = np.arange(len(x))
-        values, inverse = np.unique(x, return_inverse=True)
-        sums = np.bincount(inverse, weights=r)
-        return (sums / np.bincount(inverse))[inverse]
-    ra, rb = ranks(np.asarray(a, float)), ranks(np.asarray(b, float))
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = math.sqrt(float(ra @ ra) * float(rb @ rb))
-    return float(ra @ rb / denominator) if denominator > 0 else math.nan
 
 
 # --- the few runs -------------------------------------------------------------------------------------------

@@ -105,12 +105,13 @@ def import_ofa_supernet(path: str | os.PathLike[str], space: str | MobileNetV3Sp
         raise ValueError(f"space {space.name!r} is not a MobileNetV3 space; OFA checkpoints are OFAMobileNetV3")
     state = read_ofa_state_dict(path)
     mapped: dict[str, torch.Tensor] = {}
+    source_of: dict[str, str] = {}  # hwnas name -> the OFA name it came from, for error messages
     for name, tensor in state.items():
         target = hwnas_name(name)
         if target is None:
             raise ValueError(f"{path}: tensor {name!r} {tuple(tensor.shape)} is not part of an OFAMobileNetV3 "
                              "supernet (is this another network's checkpoint, e.g. ProxylessNAS or ResNet?)")
-        mapped[target] = tensor
+        mapped[target], source_of[target] = tensor, name
     classes = num_classes
     if classes is None:
         if "head.3.linear.weight" not in mapped:
@@ -119,7 +120,7 @@ def import_ofa_supernet(path: str | os.PathLike[str], space: str | MobileNetV3Sp
     net = OFAMobileNetV3(space, num_classes=classes).eval()
     expected = net.state_dict()
     for target, tensor in mapped.items():
-        source = _ofa_name(state, mapped, target)
+        source = source_of[target]
         if target not in expected:
             raise ValueError(f"{path}: tensor {source!r} maps to {target!r}, which space {space.name!r} does not have "
                              "(a supernet with more blocks?)")
@@ -134,11 +135,6 @@ def import_ofa_supernet(path: str | os.PathLike[str], space: str | MobileNetV3Sp
     net.load_state_dict(full, strict=True)
     net.set_active(space.max_arch())
     return net.eval()
-
-
-def _ofa_name(state: Mapping[str, Any], mapped: Mapping[str, Any], target: str) -> str:
-    """The OFA name of the tensor mapped to ``target`` (for error messages)."""
-    return next((name for name in state if hwnas_name(name) == target), target)
 
 
 def ofa_extra(path: str | os.PathLike[str], num_classes: int, resolution: int = DEFAULT_RESOLUTION,

@@ -218,11 +218,12 @@ class EvolutionSearch:
                              f"{codes.shape[1]} code columns; space {self.space.name!r} has {len(self.genome.sizes)}")
         usable = np.isin(codes[:, -1], self.genome.resolution_codes)
         genes = self.genome.genes(codes[usable])
+        keys = self._keys(genes)
         sums: dict[int, list[float]] = {}
-        for key, accuracy in zip(self._keys(genes), np.asarray(measured.accuracies)[usable].tolist()):
+        for key, accuracy in zip(keys, np.asarray(measured.accuracies)[usable].tolist()):
             sums.setdefault(key, []).append(accuracy)
         self._cache.update({key: float(np.mean(values)) for key, values in sums.items()})
-        _, first = np.unique(np.asarray(self._keys(genes), dtype=np.uint64), return_index=True)
+        _, first = np.unique(np.asarray(keys, dtype=np.uint64), return_index=True)
         return genes[np.sort(first)], set(sums)
 
     def _keys(self, genes: np.ndarray) -> list[int]:

@@ -81,10 +81,8 @@ class MeasuredAccuracies:
         return Path(path)
 
 
-def beside_predictor(predictor: str | os.PathLike[str] | None) -> Path | None:
+def beside_predictor(predictor: str | os.PathLike[str]) -> Path | None:
     """The dataset a predictor was fitted on, where it lies next to it: ``accuracy_dataset.jsonl`` in the
     predictor's folder (a zoo entry ships it; a search that fits a predictor writes it). None when there is none."""
-    if predictor is None:
-        return None
     candidate = Path(predictor).parent / "accuracy_dataset.jsonl"
     return candidate if candidate.is_file() else None

@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -32,6 +31,7 @@ from ..nn.checkpoint import load_supernet, save_supernet, supernet_extra
 from ..search.accuracy_predictor import AccuracyPredictor
 from ..search.costs import op_cost_predictor
 from ..search.dataset import build_accuracy_dataset
+from ..search.measured import MeasuredAccuracies
 from .card import model_card
 from .entry import FORMAT, FORMAT_VERSION, MANIFEST, sha256_of, zoo_root
 
@@ -159,9 +159,7 @@ def _write_entry(options: BuildOptions, root: Path, run: Path, net: Any, config:
     extra.update({"training_data": extra.get("data", config["data"]), "data": SHIPPED_SOURCE, "zoo": options.name})
     save_supernet(net.cpu(), work / "supernet.safetensors", extra=extra)
     predictor.save(work / "accuracy_predictor.safetensors")
-    lines = [json.dumps({"arch": arch.to_dict(), "accuracy": round(float(acc), 6)})
-             for arch, acc in zip(space.decode(dataset.codes), dataset.accuracies)]
-    write_text_atomic(work / "accuracy_dataset.jsonl", "\n".join(lines) + "\n")
+    MeasuredAccuracies(dataset.codes, dataset.accuracies).save(work / "accuracy_dataset.jsonl", space)
     for name in RECORD_FILES:
         if (run / name).exists():
             shutil.copyfile(run / name, work / "training" / name)
