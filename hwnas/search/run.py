@@ -113,7 +113,7 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
         if options.strategy == "evolution":
             result = evolution_search(space, predictor, latency, budgets, options.max_macs, options.max_params,
                                       options.population, options.generations, seed=options.seed,
-                                      progress=options.progress, measured=measured if options.use_measured else None)
+                                      progress=options.progress, measured=measured)
             found = [c.to_dict() for c in result.best]
             fronts = {device: [c.to_dict() for c in front] for device, front in result.pareto.items()}
             search_seconds = result.seconds
@@ -148,8 +148,7 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
             "strategy": options.strategy, "space": space.name, "supernet": str(options.supernet),
             "luts": dict(zip(names, map(str, options.luts))), "budgets_ms": budgets, "found": found, "pareto": fronts,
             "accuracy_predictor": predictor.report,
-            "measured_accuracies": None if measured is None or not options.use_measured
-            else {"source": measured.source, "archs": len(measured)},
+            "measured_accuracies": None if measured is None else {"source": measured.source, "archs": len(measured)},
             "search_seconds": round(search_seconds, 3),
             "wall_s": round(time.perf_counter() - started, 1), "options": asdict(options),
         }
@@ -227,11 +226,12 @@ def _eval_data(options: SearchOptions) -> tuple[EvalData | None, str]:
 def _accuracy_predictor(options: SearchOptions, out: Path, supernet: OFAMobileNetV3, data: EvalData | None,
                         missing: str, rank: int, world_size: int) -> tuple[AccuracyPredictor, MeasuredAccuracies | None]:
     """The predictor given, the one in ``out``, or a new one fitted on a freshly measured dataset; with the
-    measured accuracies: the file given, the predictor's dataset beside it, or the dataset measured now."""
+    measured accuracies (None with ``use_measured=False``): the file given, the predictor's dataset beside it, or
+    the dataset measured now."""
     space = supernet.space
     saved = Path(options.predictor) if options.predictor else out / "accuracy_predictor.safetensors"
     measured_path = options.measured_accuracies or beside_predictor(saved)
-    given = MeasuredAccuracies.load(measured_path, space) if measured_path else None
+    given = MeasuredAccuracies.load(measured_path, space) if measured_path and options.use_measured else None
     if saved.exists():
         return AccuracyPredictor.load(saved, space), given
     if options.predictor:
@@ -254,7 +254,7 @@ def _accuracy_predictor(options: SearchOptions, out: Path, supernet: OFAMobileNe
     if rank == 0:
         predictor.save(saved)
         measured.save(measured.source, space)  # beside the predictor, as a zoo entry ships them
-    return predictor, given or measured
+    return predictor, (given or measured) if options.use_measured else None
 
 
 def results_table(results: dict[str, Any]) -> str:
