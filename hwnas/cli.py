@@ -183,6 +183,26 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
         print(f"{label:<22}{m['within_5pct']:>12.1%}{m['within_10pct']:>13.1%}{m['rmspe_pct']:>8.2f}%"
               f"{m['kendall_tau']:>11.3f}")
     print(f"calibration model: {report['model']} {report['calibration']}; report: {Path(args.dir) / 'validation.json'}")
+    speed = report["speed_reference"]
+    print(f"speed reference: {speed['priced_subnets']} of {report['n']} subnets priced at the reference speed "
+          f"(no window caught the fast state)"
+          + (f"; the machine's fastest state ×{speed['vs_profile']:.3f} of the profile's" if "vs_profile" in speed else ""))
+    return 0
+
+
+def _cmd_lut_check(args: argparse.Namespace) -> int:
+    from .atomic import write_json_atomic
+    from .latency.check import check_lut
+
+    report = check_lut(args.lut, ops=args.ops, passes=args.passes)
+    print(f"{'op':<88}{'LUT ms':>10}{'now ms':>10}{'now/LUT':>9}")
+    for row in report["ops"]:
+        print(f"{row['key']:<88}{row['lut_ms']:>10.4f}{row['now_ms']:>10.4f}{row['ratio']:>9.3f}")
+    print(f"{report['verdict']} [{report['seconds']:.0f} s]")
+    if args.json:
+        write_json_atomic(Path(args.json), report)
+    if args.max_drift is not None and abs(report["ratio"] - 1) * 100 > args.max_drift:
+        return 1
     return 0
 
 
@@ -428,6 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--seed", type=int, default=0)
     val.add_argument("--quick", action="store_true", help="few runs per subnet (smoke test)")
     val.set_defaults(func=_cmd_lut_validate)
+
+    chk = lut.add_parser("check", help="does this machine run as fast as when the LUT was profiled? (seconds)")
+    chk.add_argument("lut", help="a lut.json profiled on this machine's runtime")
+    chk.add_argument("--ops", type=int, default=6, help="LUT ops to re-time, smallest to largest (default 6)")
+    chk.add_argument("--passes", type=int, default=5, help="interleaved windows per op (default 5)")
+    chk.add_argument("--json", help="also write the report here")
+    chk.add_argument("--max-drift", type=float, metavar="PCT",
+                     help="exit 1 when the machine runs more than PCT%% faster or slower than the LUT")
+    chk.set_defaults(func=_cmd_lut_check)
 
     res = lut.add_parser("import-results", help="turn a remote bundle's results.json into a LUT")
     res.add_argument("dir", help="the bundle folder, with results.json written by runner.py")

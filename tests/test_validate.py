@@ -58,7 +58,8 @@ def test_metrics_and_kendall():
 
 
 def test_validation_archs_span_the_space_from_smallest_to_largest():
-    """Uniform archs crowd the middle; the validation set must hold both ends at every resolution."""
+    """Uniform archs crowd the middle; the validation set must hold both ends at every resolution, and depth and
+    width vary apart (shallow-wide and deep-narrow archs, not only the diagonal)."""
     space = get_space("tiny-mbv3")
     archs = sample_archs(space, [24, 32, 40], n=60, seed=3)
     assert [a.r for a in archs[:6]] == [24, 32, 40, 24, 32, 40]
@@ -68,10 +69,14 @@ def test_validation_archs_span_the_space_from_smallest_to_largest():
         smallest, largest = space.min_arch(), space.max_arch()
         assert (at_r[0].ks, at_r[0].e, at_r[0].d) == (smallest.ks, smallest.e, smallest.d)
         assert (at_r[-1].ks, at_r[-1].e, at_r[-1].d) == (largest.ks, largest.e, largest.d)
+        depth = np.array([sum(a.d) for a in at_r], dtype=float)
+        width = np.array([np.mean(np.array(a.ks) * np.array(a.e)) for a in at_r])
         macs = np.array([space.macs(a) for a in at_r], dtype=float)
-        # levels rise evenly: size grows with them (Spearman-like check) and fills the range without a gap
-        assert kendall_tau(np.arange(len(macs)), macs) > 0.8
-        span = macs.max() - macs.min()
+        assert kendall_tau(np.arange(len(depth)), depth) > 0.6  # depth levels rise (binomial draws, ties)
+        assert abs(kendall_tau(depth, width)) < 0.6  # width is paired with depth at random
+        shallow, narrow = depth <= np.median(depth), width <= np.median(width)
+        assert np.any(shallow & ~narrow) and np.any(~shallow & narrow)
+        span = macs.max() - macs.min()  # sizes fill the range without a gap
         assert np.max(np.diff(np.sort(macs))) < 0.25 * span
     uniform = space.decode(space.sample_codes(60, np.random.default_rng(3)))
     uniform_macs = np.array([space.macs(a) for a in uniform if a.r == 40], dtype=float)

@@ -17,6 +17,7 @@ from ..journal import Journal
 from ..plotting import pyplot, save_png
 from ..space import Arch, SearchSpace
 from . import calibration as cal
+from . import speed_reference as ref
 from .predictor import LatencyPredictor
 from .profiler import DEFAULT_PASSES, interleaved_order
 from .protocol import Protocol, measure
@@ -26,54 +27,90 @@ from .targets.base import Target, host_description, static_subnet
 VALIDATION_JSON = "validation.json"
 VALIDATION_PNG = "validation.png"
 JOURNAL_NAME = "validation_journal.jsonl"
-SAMPLING = "size-stratified: smallest to largest arch at every resolution (see sample_archs)"
+SAMPLING = ("size-stratified over depth and width: smallest to largest arch at every resolution, shallow-wide and "
+            "deep-narrow between (see sample_archs)")
 
 
 def sample_archs(space: SearchSpace, resolutions: list[int], n: int, seed: int) -> list[Arch]:
-    """``n`` archs spread over the whole size range of the space, at ``resolutions`` in turn.
+    """``n`` archs stratified over depth and over width (so over MACs), at ``resolutions`` in turn.
 
     Uniformly random archs all land near the middle of the latency range (every block's choice averages
     out), so a calibration fitted on them extrapolates to the smallest and largest subnets, where the op
     sum bends most (fixed costs dominate at the bottom, weights fall out of cache at the top). Here each
-    resolution gets its own evenly spaced size levels ``q`` from 0 to 1, and every choice of an arch at
-    level ``q`` is drawn as index ``~ Binomial(k - 1, q)`` over its ``k`` sorted options: level 0 is the
-    smallest arch, level 1 the largest, and the levels between cover the range with random archs.
+    resolution's archs get a *depth level* and a *width level* in [0, 1], each evenly spaced over the
+    archs of that resolution; the ends and every other pair of rows between pair the two equally (the
+    diagonal: sizes from the smallest arch to the largest without a gap; MACs climb steeply near the top)
+    and the other pairs at random (a Latin square over the same levels:
+    shallow-wide and deep-narrow archs, whose latency the op sum may price differently). Each depth choice is drawn as index ``~ Binomial(k - 1, depth level)`` over its
+    ``k`` sorted options, each kernel and expand choice likewise from the width level.
     """
     rng = np.random.default_rng(seed)
     per_resolution = [list(range(j, n, len(resolutions))) for j in range(len(resolutions))]
-    levels = np.empty(n)
+    depth_level, width_level = np.empty(n), np.empty(n)
     for rows in per_resolution:
-        levels[rows] = np.linspace(0.0, 1.0, len(rows)) if len(rows) > 1 else 0.5
+        levels = np.linspace(0.0, 1.0, len(rows)) if len(rows) > 1 else np.array([0.5])
+        paired = levels.copy()  # the diagonal, which fills the MACs range evenly ...
+        off_diagonal = [k for k in range(2, len(rows) - 3) if (k // 2) % 2 == 1]  # ... and every other pair of
+        paired[off_diagonal] = rng.permutation(levels[off_diagonal])  # middle rows paired at random (fit, held out)
+        depth_level[rows], width_level[rows] = levels, paired
     cardinalities = space.code_cardinalities()[:-1]  # choice lists are sorted ascending
-    codes = rng.binomial(cardinalities[None, :] - 1, levels[:, None]).astype(np.int32)
+    width_genes = 2 * space.num_blocks  # kernel sizes then expand ratios; the stage depths follow
+    level = np.concatenate([np.repeat(width_level[:, None], width_genes, axis=1),
+                            np.repeat(depth_level[:, None], len(cardinalities) - width_genes, axis=1)], axis=1)
+    codes = rng.binomial(cardinalities[None, :] - 1, level).astype(np.int32)
     resolution_codes = np.array([space.resolutions.index(resolutions[i % len(resolutions)]) for i in range(n)])
     return space.decode(np.concatenate([codes, resolution_codes[:, None].astype(np.int32)], axis=1))
 
 
 def measure_subnets(space: SearchSpace, target: Target, archs: list[Arch], journal_path: Path, protocol: Protocol,
                     passes: int, seed: int, progress: bool) -> np.ndarray:
-    """End-to-end latency (ms) of each arch: lowest clipped mean over interleaved passes; journaled.
+    """End-to-end latency (ms) of each arch over interleaved passes, kept by the profiler's rule
+    (``speed_reference.combine``: the fastest window unless no window caught the machine's fast state);
+    journaled. ``measure_subnets_with_speed`` also returns how fast the machine ran."""
+    return measure_subnets_with_speed(space, target, archs, journal_path, protocol, passes, seed, progress)[0]
 
-    Built models are kept (bytes) and loaded again for each pass: holding every session open at once
-    would cost gigabytes for full-size spaces.
+
+def measure_subnets_with_speed(space: SearchSpace, target: Target, archs: list[Arch], journal_path: Path,
+                               protocol: Protocol, passes: int, seed: int,
+                               progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """``measure_subnets`` and the run's speed reference (its op, ``base_ms``, readings, priced subnets).
+
+    The reference is the op the profiler would pick for the archs' resolutions, built with the profiler's seed
+    for it, so ``base_ms`` compares with a LUT's ``speed_reference.base_ms``. Built models are kept (bytes) and
+    loaded again for each pass: holding every session open at once would cost gigabytes for full-size spaces.
     """
+    resolutions = sorted({a.r for a in archs})
+    signatures = space.all_signatures(resolutions)
+    reference = ref.reference_signature(signatures)
     header = {"space_hash": space.content_hash, "target": target.name, "runtime_version": target.describe().get("version"),
-              "threads": target.threads, "resolutions": sorted({a.r for a in archs}), "protocol": protocol.describe(),
-              "passes": passes, "seed": seed, "archs": [a.to_dict() for a in archs]}
+              "threads": target.threads, "resolutions": resolutions, "protocol": protocol.describe(),
+              "passes": passes, "seed": seed, "archs": [a.to_dict() for a in archs], "speed_reference": reference.key}
     journal = Journal(journal_path, header)
     todo = interleaved_order(len(archs), passes, seed + 1000)
     built: dict[int, Any] = {}
-    with tqdm(total=len(todo), disable=not progress, desc=f"validate on {target.name}", unit="subnet") as bar:
+    reference_seed = signatures.index(reference)
+    last_reading: float | None = None
+    with target.runner(target.build_op(reference, seed=reference_seed)) as reference_runner, \
+            tqdm(total=len(todo), disable=not progress, desc=f"validate on {target.name}", unit="subnet") as bar:
         for pass_index, i in todo:
             key = archs[i].to_json()
             if not journal.done(key, pass_index):
                 if i not in built:
                     built[i] = target.build_subnet(static_subnet(space.signatures(archs[i]), seed=int(i)), archs[i].r)
                 with target.runner(built[i]) as runner:
+                    before = last_reading if last_reading is not None else ref.time_reference(reference_runner)
                     result = measure(runner, protocol)
-                journal.append(key, pass_index, {**result.stats(), "unstable": result.unstable})
+                    last_reading = ref.time_reference(reference_runner)
+                journal.append(key, pass_index, {**result.stats(), "unstable": result.unstable,
+                                                 "ref_before": before, "ref_after": last_reading})
             bar.update()
-    return np.array([min(journal.records[(a.to_json(), p)]["mean"] for p in range(passes)) for a in archs])
+    windows = [[journal.records[(a.to_json(), p)] for p in range(passes)] for a in archs]
+    readings = ref.readings_of([r for w in windows for r in w])
+    base_ms = ref.base_speed(readings)
+    kept = [ref.combine(w, base_ms) for w in windows]
+    speed = {"key": reference.key, "seed": reference_seed, "base_ms": base_ms, "readings": len(readings),
+             "median_ms": float(np.median(readings)), "priced_subnets": sum(bool(k["priced"]) for k in kept)}
+    return np.array([k["mean"] for k in kept]), speed
 
 
 def features_of(space: SearchSpace, table: LatencyTable, archs: list[Arch]) -> cal.Features:
@@ -121,7 +158,11 @@ def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 4
         raise ValueError(f"resolutions {outside} are not covered by {lut_dir / 'lut.json'} (served: {served})")
     protocol = protocol or Protocol()
     archs = sample_archs(space, resolutions, n, seed)
-    measured = measure_subnets(space, target, archs, lut_dir / JOURNAL_NAME, protocol, passes, seed, progress)
+    measured, speed = measure_subnets_with_speed(space, target, archs, lut_dir / JOURNAL_NAME, protocol, passes, seed,
+                                                 progress)
+    profiled = table.metadata.get("speed_reference") or {}
+    if profiled.get("key") == speed["key"] and profiled.get("base_ms"):
+        speed["vs_profile"] = speed["base_ms"] / float(profiled["base_ms"])
     features = features_of(space, table, archs)
     fit_idx, holdout_idx = np.arange(0, n, 2), np.arange(1, n, 2)
     model, params, cv_scores = cal.choose(features.subset(fit_idx), measured[fit_idx])
@@ -138,7 +179,7 @@ def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 4
     report = {
         "space": space.name, "space_hash": space.content_hash, "runtime": target.describe(),
         "host": host_description(), "protocol": {**protocol.describe(), "passes": passes}, "seed": seed,
-        "n": n, "resolutions": resolutions, "sampling": SAMPLING,
+        "n": n, "resolutions": resolutions, "sampling": SAMPLING, "speed_reference": speed,
         "split": "even indices fit the calibration, odd indices are held out",
         "model": model, "calibration": params,
         "holdout_uncalibrated": cal.metrics(raw[holdout_idx], measured[holdout_idx]),
@@ -146,7 +187,7 @@ def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 4
         "fit_calibrated": cal.metrics(calibrated[fit_idx], measured[fit_idx]),
         "candidates": candidates,
         "subnets": [{"arch": a.to_dict(), "measured_ms": float(m), "op_sum_ms": float(s), "predicted_ms": float(p),
-                     "role": "fit" if i % 2 == 0 else "holdout"}
+                     "macs": space.macs(a), "depth": sum(a.d), "role": "fit" if i % 2 == 0 else "holdout"}
                     for i, (a, m, s, p) in enumerate(zip(archs, measured, raw, calibrated))],
     }
     write_json_atomic(lut_dir / VALIDATION_JSON, report)
