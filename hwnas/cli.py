@@ -154,11 +154,21 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         return 0
     if not args.output:
         raise ValueError("profile needs -o DIR (or --bundle DIR / --adb SERIAL)")
-    table = profile(space, get_target(args.target, args.threads), args.output, resolutions=resolutions,
-                    protocol=protocol, passes=args.passes, seed=args.seed)
+    target = get_target(args.target, args.threads)
+    table = profile(space, target, args.output, resolutions=resolutions, protocol=protocol, passes=args.passes,
+                    seed=args.seed)
     meta = table.metadata
+    speed = meta["speed_reference"]
     print(f"wrote {Path(args.output) / 'lut.json'}: {len(table)} entries in {meta['profile_seconds']:.0f} s; "
-          f"{len(meta['unstable_keys'])} still unstable after re-measuring; next: hwnas lut validate {args.output}")
+          f"{len(speed['unsettled'])} without a window in the machine's fast state after "
+          f"{speed['settle_rounds']} more round(s)"
+          + ("" if args.validate else f"; next: hwnas lut validate {args.output}"))
+    if args.validate:
+        from .latency.validate import validate
+
+        report = validate(space, target, args.output, n=args.validate, protocol=protocol, passes=args.passes,
+                          seed=args.seed)
+        _print_validation(report, args.output)
     return 0
 
 
@@ -177,17 +187,22 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     report = validate(get_space(space_name), get_target(target_name, int(threads)), args.dir, n=args.n,
                       resolutions=_parse_ints(args.resolutions), protocol=Protocol.quick() if args.quick else None,
                       passes=args.passes, seed=args.seed)
+    _print_validation(report, args.dir)
+    return 0
+
+
+def _print_validation(report: dict, folder: str) -> None:
+    """The held-out table ``lut validate`` writes to validation.json, on the terminal."""
     print(f"{'held-out subnets':<22}{'within ±5%':>12}{'within ±10%':>13}{'RMSPE':>9}{'Kendall τ':>11}")
     for label, key in (("op sum (uncalibrated)", "holdout_uncalibrated"), ("calibrated", "holdout_calibrated")):
         m = report[key]
         print(f"{label:<22}{m['within_5pct']:>12.1%}{m['within_10pct']:>13.1%}{m['rmspe_pct']:>8.2f}%"
               f"{m['kendall_tau']:>11.3f}")
-    print(f"calibration model: {report['model']} {report['calibration']}; report: {Path(args.dir) / 'validation.json'}")
+    print(f"calibration model: {report['model']} {report['calibration']}; report: {Path(folder) / 'validation.json'}")
     speed = report["speed_reference"]
-    print(f"speed reference: {speed['priced_subnets']} of {report['n']} subnets priced at the reference speed "
-          f"(no window caught the fast state)"
+    print(f"speed reference: {len(speed['unsettled'])} of {report['n']} subnets without a window in the machine's fast "
+          f"state after {speed['settle_rounds']} more round(s)"
           + (f"; the machine's fastest state ×{speed['vs_profile']:.3f} of the profile's" if "vs_profile" in speed else ""))
-    return 0
 
 
 def _cmd_lut_check(args: argparse.Namespace) -> int:
@@ -431,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--passes", type=int, default=8, help="interleaved timing windows per op (default 8)")
     prof.add_argument("--seed", type=int, default=0)
     prof.add_argument("--quick", action="store_true", help="few runs per op: a smoke test, not a shipped LUT")
+    prof.add_argument("--validate", type=int, metavar="N",
+                      help="then validate on N whole subnets, as `hwnas lut validate DIR --n N` (one command)")
     prof.add_argument("-o", "--output", help="folder for lut.json, its journal and validation files")
     prof.add_argument("--bundle", help="instead of measuring here, write op models + runner for a remote board")
     prof.add_argument("--adb", metavar="SERIAL", help="measure on an Android phone with benchmark_model over adb")

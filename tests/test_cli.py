@@ -77,3 +77,22 @@ def test_read_json_names_the_file(tmp_path):
         read_json(tmp_path / "bad.json")
     with pytest.raises(FileNotFoundError, match="missing.json: not found"):
         read_json(tmp_path / "missing.json")
+
+
+def test_profile_validates_in_one_command_and_check_reads_the_result(tmp_path, capsys):
+    """`hwnas profile --validate N` profiles and validates; `hwnas lut check` then re-times a few of its ops."""
+    out = tmp_path / "prof"
+    assert main(["profile", "--target", "ort-cpu", "--space", "tiny-mbv3", "--resolutions", "24", "--quick",
+                 "--passes", "2", "--validate", "10", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "without a window in the machine's fast state" in printed and "calibrated" in printed
+    table = LatencyTable.load(out / "lut.json")
+    assert table.metadata["speed_reference"]["base_ms"] > 0
+    assert table.metadata["calibration"] is not None and (out / "validation.json").is_file()
+    assert main(["lut", "check", str(out / "lut.json"), "--ops", "3", "--passes", "2",
+                 "--json", str(tmp_path / "check.json")]) == 0
+    assert "this machine runs the LUT's ops" in capsys.readouterr().out
+    report = json.loads((tmp_path / "check.json").read_text())
+    assert len(report["ops"]) == 3 and report["ratio"] > 0
+    # a drift bound of -1% can never hold: the exit status says so
+    assert main(["lut", "check", str(out / "lut.json"), "--ops", "2", "--passes", "1", "--max-drift", "-1"]) == 1

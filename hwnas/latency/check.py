@@ -4,7 +4,7 @@ A LUT is a snapshot of one machine at one time; a shared VM moves between speed 
 fastest state itself can change between days (the tiny-mbv3 table profiled here on 2026-12-01 priced every op
 13.7% lower than a profile of 2026-12-07 on the same VM). Re-profiling takes minutes; this takes seconds: a few
 of the LUT's own ops, from its smallest to its largest, are rebuilt and timed with the profiler's protocol (the
-speed reference between windows, the same rule for what each op keeps), and each is compared with its entry.
+speed reference between windows, each op's fastest window kept), and each is compared with its entry.
 The median ratio says how much slower (above 1) or faster the machine runs the LUT's ops now; the reference's
 readings say how much of the time it now spends in slower states.
 """
@@ -73,12 +73,9 @@ def check_lut(lut_path: str | Path, ops: int = DEFAULT_OPS, passes: int = DEFAUL
     windows: list[list[dict[str, Any]]] = [[] for _ in chosen]
     try:
         with target.runner(target.build_op(reference, seed=reference_seed)) as reference_runner:
-            last = ref.time_reference(reference_runner)
+            timer = ref.WindowTimer(reference_runner)
             for _, i in interleaved_order(len(chosen), passes, seed=0):
-                result = measure(runners[i], protocol)
-                after = ref.time_reference(reference_runner)
-                windows[i].append({**result.stats(), "ref_before": last, "ref_after": after})
-                last = after
+                windows[i].append(timer.time(lambda: measure(runners[i], protocol).stats()))
     finally:
         for runner in runners:
             runner.close()

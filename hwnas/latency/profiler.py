@@ -2,9 +2,9 @@
 
 Each op is measured in ``passes`` short windows, one per pass, each pass in its own random order, so
 that noisy moments on a shared machine hit an entry in some windows only. Between every two windows a
-fixed op, the speed reference, is timed (``speed_reference``): an entry keeps its fastest window (contention
-only ever adds time) unless no window caught the machine's fast state, and then its windows priced at the
-reference speed. Tables built without a reference (remote bundles, phones over adb) keep the fastest window.
+fixed op, the speed reference, is timed (``speed_reference``); entries none of whose windows caught the
+machine's fast state are timed again until one does. Each entry keeps its fastest window (contention only
+ever adds time). Tables built without a reference (remote bundles, phones over adb) skip the re-timing.
 Progress is journaled: a killed run resumes.
 """
 from __future__ import annotations
@@ -37,6 +37,15 @@ def _header(space: SearchSpace, target: Target, resolutions: list[int], protocol
             "protocol": protocol.describe(), "passes": passes, "seed": seed, "speed_reference": reference.key}
 
 
+def windows_by_key(journal: Journal, keys: Sequence[str] | dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every window the journal holds for each of ``keys`` (the passes and any rounds timed again), by pass."""
+    grouped: dict[str, list[tuple[int, dict[str, Any]]]] = {key: [] for key in keys}
+    for (key, pass_index), record in journal.records.items():
+        if key in grouped:
+            grouped[key].append((pass_index, record))
+    return {key: [record for _, record in sorted(items, key=lambda item: item[0])] for key, items in grouped.items()}
+
+
 def interleaved_order(count: int, passes: int, seed: int) -> list[tuple[int, int]]:
     """(pass, index) pairs: every index once per pass, each pass in its own seeded random order."""
     return [(p, int(i)) for p in range(passes) for i in np.random.default_rng(seed + p).permutation(count)]
@@ -44,8 +53,8 @@ def interleaved_order(count: int, passes: int, seed: int) -> list[tuple[int, int
 
 def table_from_records(records: dict[str, list[dict[str, Any]]], metadata: dict[str, Any],
                        base_ms: float | None = None) -> LatencyTable:
-    """A LatencyTable from each key's measured windows: ``speed_reference.combine`` at the reference speed
-    ``base_ms`` when the windows carry reference readings, else the fastest window (``combine_passes``)."""
+    """A LatencyTable keeping each key's fastest window: ``speed_reference.combine`` (which also counts the
+    fast windows) when the windows carry reference readings at ``base_ms``, else ``combine_passes``."""
     kept = {key: combine_passes(windows) if base_ms is None else ref.combine(windows, base_ms)
             for key, windows in records.items()}
     table = LatencyTable(metadata={
@@ -93,41 +102,42 @@ def profile(
     todo = sum(not journal.done(sig.key, p) for p in range(passes) for sig in signatures)
     bar = tqdm(total=len(signatures) * passes, initial=len(signatures) * passes - todo, disable=not progress,
                desc=f"profile {space.name} on {target.name}", unit="op")
+    index_of = {sig.key: i for i, sig in enumerate(signatures)}
     reference_runner = target.runner(target.build_op(reference, seed=reference_seed))
-    last_reading: float | None = None  # the reference reading right after the previous window
+    timer = ref.WindowTimer(reference_runner)
+
+    def time_window(key: str, pass_index: int) -> None:
+        if journal.done(key, pass_index):
+            return
+        if key not in runners:
+            runners[key] = target.runner(target.build_op(signatures[index_of[key]], seed=index_of[key]))
+
+        def window() -> dict[str, Any]:
+            result = measure(runners[key], protocol)
+            return {**result.stats(), "iqr_ratio": result.iqr_ratio, "unstable": result.unstable,
+                    "attempts": result.attempts, "load_avg": host_description()["load_avg"][0]}
+
+        journal.append(key, pass_index, timer.time(window))
+        bar.update()
+
     with bar:
         for pass_index, index in interleaved_order(len(signatures), passes, seed):
-            sig = signatures[index]
-            if journal.done(sig.key, pass_index):
-                continue
-            if sig.key not in runners:
-                runners[sig.key] = target.runner(target.build_op(sig, seed=index))
-            before = last_reading if last_reading is not None else ref.time_reference(reference_runner)
-            result = measure(runners[sig.key], protocol)
-            last_reading = ref.time_reference(reference_runner)
-            journal.append(sig.key, pass_index, {**result.stats(), "iqr_ratio": result.iqr_ratio,
-                                                 "unstable": result.unstable, "attempts": result.attempts,
-                                                 "ref_before": before, "ref_after": last_reading,
-                                                 "load_avg": host_description()["load_avg"][0]})
-            bar.update()
+            time_window(signatures[index].key, pass_index)
+        bar.set_description(f"profile {space.name} on {target.name}: timing again what caught no fast state")
+        rounds = ref.settle(lambda: windows_by_key(journal, index_of), passes, time_window, seed)
     for runner in [*runners.values(), reference_runner]:
         runner.close()
-    records = {sig.key: [journal.records[(sig.key, p)] for p in range(passes)] for sig in signatures}
-    readings = ref.readings_of([r for windows in records.values() for r in windows])
-    base_ms = ref.base_speed(readings)
-    kept = [ref.combine(w, base_ms) for w in records.values()]
-    speed = {"key": reference.key, "seed": reference_seed, "base_ms": base_ms, "method": ref.METHOD,
-             "readings": len(readings), "median_ms": float(np.median(readings)),
-             "p90_ms": float(np.percentile(readings, 90)), "windows": len(signatures) * passes,
-             "steady_windows": sum(k["steady_windows"] for k in kept),
-             "priced_entries": sum(bool(k["priced"]) for k in kept)}
+    records = windows_by_key(journal, index_of)
+    base_ms = ref.base_speed(ref.readings_of([r for w in records.values() for r in w]))
+    speed = ref.summary(reference, reference_seed, records, passes, rounds)
     table = table_from_records(records, make_metadata(
         device=host_start["cpu"] if target.name != "torch-cuda" else target.describe().get("device", "gpu"),
         runtime=target.describe(),
         precision="fp32",
         batch=1,
         protocol={**protocol.describe(), "passes": passes, "order": f"random per pass (seed {seed})",
-                  "combine": "per entry, the median of its windows priced at the speed reference (see speed_reference)"},
+                  "combine": "per entry, its fastest window, after timing again entries without a window in the "
+                             "machine's fast state (see speed_reference)"},
         space_hash=space.content_hash,
         space=space.name,
         target=target.name,

@@ -19,7 +19,7 @@ from ..space import Arch, SearchSpace
 from . import calibration as cal
 from . import speed_reference as ref
 from .predictor import LatencyPredictor
-from .profiler import DEFAULT_PASSES, interleaved_order
+from .profiler import DEFAULT_PASSES, interleaved_order, windows_by_key
 from .protocol import Protocol, measure
 from .table import LatencyTable
 from .targets.base import Target, host_description, static_subnet
@@ -64,52 +64,57 @@ def sample_archs(space: SearchSpace, resolutions: list[int], n: int, seed: int) 
 
 def measure_subnets(space: SearchSpace, target: Target, archs: list[Arch], journal_path: Path, protocol: Protocol,
                     passes: int, seed: int, progress: bool) -> np.ndarray:
-    """End-to-end latency (ms) of each arch over interleaved passes, kept by the profiler's rule
-    (``speed_reference.combine``: the fastest window unless no window caught the machine's fast state);
-    journaled. ``measure_subnets_with_speed`` also returns how fast the machine ran."""
+    """End-to-end latency (ms) of each arch: its fastest window over interleaved passes, after timing again the
+    archs none of whose windows caught the machine's fast state (``speed_reference``); journaled.
+    ``measure_subnets_with_speed`` also returns how fast the machine ran."""
     return measure_subnets_with_speed(space, target, archs, journal_path, protocol, passes, seed, progress)[0]
 
 
 def measure_subnets_with_speed(space: SearchSpace, target: Target, archs: list[Arch], journal_path: Path,
                                protocol: Protocol, passes: int, seed: int,
                                progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
-    """``measure_subnets`` and the run's speed reference (its op, ``base_ms``, readings, priced subnets).
+    """``measure_subnets`` and the run's speed reference (``speed_reference.summary``).
 
     The reference is the op the profiler would pick for the archs' resolutions, built with the profiler's seed
     for it, so ``base_ms`` compares with a LUT's ``speed_reference.base_ms``. Built models are kept (bytes) and
-    loaded again for each pass: holding every session open at once would cost gigabytes for full-size spaces.
+    loaded again for each window: holding every session open at once would cost gigabytes for full-size spaces.
     """
     resolutions = sorted({a.r for a in archs})
     signatures = space.all_signatures(resolutions)
     reference = ref.reference_signature(signatures)
+    reference_seed = signatures.index(reference)
     header = {"space_hash": space.content_hash, "target": target.name, "runtime_version": target.describe().get("version"),
               "threads": target.threads, "resolutions": resolutions, "protocol": protocol.describe(),
               "passes": passes, "seed": seed, "archs": [a.to_dict() for a in archs], "speed_reference": reference.key}
     journal = Journal(journal_path, header)
-    todo = interleaved_order(len(archs), passes, seed + 1000)
+    keys = [a.to_json() for a in archs]
+    index_of = {key: i for i, key in enumerate(keys)}
     built: dict[int, Any] = {}
-    reference_seed = signatures.index(reference)
-    last_reading: float | None = None
+    todo = interleaved_order(len(archs), passes, seed + 1000)
     with target.runner(target.build_op(reference, seed=reference_seed)) as reference_runner, \
             tqdm(total=len(todo), disable=not progress, desc=f"validate on {target.name}", unit="subnet") as bar:
-        for pass_index, i in todo:
-            key = archs[i].to_json()
+        timer = ref.WindowTimer(reference_runner)
+
+        def window(runner: Any) -> dict[str, Any]:
+            result = measure(runner, protocol)
+            return {**result.stats(), "unstable": result.unstable}
+
+        def time_window(key: str, pass_index: int) -> None:
+            i = index_of[key]
             if not journal.done(key, pass_index):
                 if i not in built:
                     built[i] = target.build_subnet(static_subnet(space.signatures(archs[i]), seed=int(i)), archs[i].r)
                 with target.runner(built[i]) as runner:
-                    before = last_reading if last_reading is not None else ref.time_reference(reference_runner)
-                    result = measure(runner, protocol)
-                    last_reading = ref.time_reference(reference_runner)
-                journal.append(key, pass_index, {**result.stats(), "unstable": result.unstable,
-                                                 "ref_before": before, "ref_after": last_reading})
+                    journal.append(key, pass_index, timer.time(lambda: window(runner)))
             bar.update()
-    windows = [[journal.records[(a.to_json(), p)] for p in range(passes)] for a in archs]
-    readings = ref.readings_of([r for w in windows for r in w])
-    base_ms = ref.base_speed(readings)
-    kept = [ref.combine(w, base_ms) for w in windows]
-    speed = {"key": reference.key, "seed": reference_seed, "base_ms": base_ms, "readings": len(readings),
-             "median_ms": float(np.median(readings)), "priced_subnets": sum(bool(k["priced"]) for k in kept)}
+
+        for pass_index, i in todo:
+            time_window(keys[i], pass_index)
+        bar.set_description(f"validate on {target.name}: timing again what caught no fast state")
+        rounds = ref.settle(lambda: windows_by_key(journal, index_of), passes, time_window, seed + 1000)
+    records = windows_by_key(journal, index_of)
+    speed = ref.summary(reference, reference_seed, records, passes, rounds)
+    kept = [ref.combine(records[key], speed["base_ms"]) for key in keys]
     return np.array([k["mean"] for k in kept]), speed
 
 
