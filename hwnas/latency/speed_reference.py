@@ -102,11 +102,11 @@ def settle(windows: Callable[[], dict[str, list[dict[str, Any]]]], first_extra_p
            time_window: Callable[[str, int], None], seed: int, rounds: int = SETTLE_ROUNDS) -> int:
     """Time again, one round at a time, every key of ``windows()`` without a fast window (journaled by
     ``time_window(key, pass_index)``, so a killed run resumes here too); returns the rounds it took."""
-    for round_index in range(rounds):
+    for round_index in range(rounds + 1):
         current = windows()
         base_ms = base_speed(readings_of([r for w in current.values() for r in w]))
         pending = sorted(key for key, w in current.items() if not combine(w, base_ms)["settled"])
-        if not pending:
+        if not pending or round_index == rounds:
             return round_index
         for key in np.random.default_rng(seed + round_index).permutation(pending):
             time_window(str(key), first_extra_pass + round_index)
