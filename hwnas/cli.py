@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = lut.add_parser("validate", help="measure subnets from smallest to largest end to end, fit and store the calibration")
     val.add_argument("dir", help="a profile folder holding lut.json")
-    val.add_argument("--n", type=int, default=40, help="subnets to measure (half fit, half held out)")
+    val.add_argument("--n", type=int, default=120, help="subnets to measure, half fit and half held out (default 120)")
     val.add_argument("--space", choices=list_spaces(), help="default: the space recorded in the LUT")
     val.add_argument("--target", help="default: the target recorded in the LUT")
     val.add_argument("--threads", type=int, help="default: the threads recorded in the LUT")
@@ -540,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--budget", type=float, help="with --from-search: which budget's arch (ms)")
     exp.add_argument("--format", default="onnx,tflite", help="comma-separated: onnx, tflite (default both)")
     exp.add_argument("--int8", action="store_true", help="also write int8 files, calibrated on training images")
-    exp.add_argument("--calib-images", type=int, default=200, help="int8 calibration images (default 200)")
+    exp.add_argument("--calib-images", type=int, default=256, help="int8 calibration training images (default 256)")
     exp.add_argument("--tflite-int8", default="dynamic", choices=["dynamic", "static"],
                      help="int8 TFLite: dynamic range (int8 weights; default, best on CPUs) or static full integer (NPUs)")
     exp.add_argument("--lut", help="LUT(s) pricing the subnet, comma-separated (default: the search's, else the "

@@ -40,7 +40,7 @@ class ExportOptions:
     budget: float | None = None                  # ... and which of its budgets
     formats: Sequence[str] = FORMATS
     int8: bool = False
-    calib_images: int = 200
+    calib_images: int = 256
     tflite_int8: str = "dynamic"                 # "dynamic" (CPUs) or "static" (full integer, for NPUs)
     luts: Sequence[str] = ()                     # LUTs to price (and measure) with; default: the search's + shipped
     data_dir: str | None = None

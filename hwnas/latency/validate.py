@@ -148,7 +148,7 @@ def plot(path: Path, measured: np.ndarray, raw: np.ndarray, calibrated: np.ndarr
     save_png(fig, path, dpi=120)
 
 
-def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 40, resolutions: list[int] | None = None,
+def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 120, resolutions: list[int] | None = None,
              protocol: Protocol | None = None, passes: int = DEFAULT_PASSES, seed: int = 0,
              progress: bool = True) -> dict[str, Any]:
     """Validate ``lut_dir/lut.json`` end to end; store the calibration in it; write the report and plot."""
