@@ -19,10 +19,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from run_all import measured_on  # benchmarks/ is on sys.path: the scripts run as `python benchmarks/NAME.py`
+from run_all import measured_on, save_section  # benchmarks/ is on sys.path: the scripts run as `python benchmarks/NAME.py`
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = Path(__file__).resolve().parent / "sections"
 HEAVY = True  # make bench reuses sections/export.md unless HWNAS_BENCH_HEAVY=1
 
 
@@ -99,9 +98,7 @@ def main() -> int:
     if ratios:
         lines.append("\n" + summary(ratios, ratios_now, drift, errors))
     text = "\n".join(lines)
-    SECTIONS.mkdir(exist_ok=True)
-    (SECTIONS / "export.md").write_text(text + "\n", encoding="utf-8")
-    print(text)
+    save_section("export", text)
     return 0
 
 

@@ -22,10 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from run_all import measured_on  # benchmarks/ is on sys.path: the scripts run as `python benchmarks/NAME.py`
+from run_all import measured_on, save_section  # benchmarks/ is on sys.path: the scripts run as `python benchmarks/NAME.py`
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = Path(__file__).resolve().parent / "sections"
 HEAVY = True  # make bench reuses sections/int8.md unless HWNAS_BENCH_HEAVY=1
 CALIBRATION_IMAGES = 256
 AGREEMENT_IMAGES = 2000
@@ -115,9 +114,7 @@ def main() -> int:
         + f" (goal ≥ {GOAL_SPEEDUP}×: {'met' if largest and min(s for _, s in largest) >= GOAL_SPEEDUP else 'not met'}).",
     ]
     text = "\n".join(lines)
-    SECTIONS.mkdir(exist_ok=True)
-    (SECTIONS / "int8.md").write_text(text + "\n", encoding="utf-8")
-    print(text)
+    save_section("int8", text)
     return 0
 
 

@@ -97,6 +97,13 @@ def write_results(header: str, sections: list[str]) -> None:
     update_readme(sections)
 
 
+def save_section(stem: str, text: str) -> None:
+    """A heavy script's section, saved for ``make bench`` to reuse (``sections/<stem>.md``) and printed."""
+    SECTIONS.mkdir(exist_ok=True)
+    (SECTIONS / f"{stem}.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
 def measured_on() -> str:
     """"Measured on DATE: CPU, N cores." for heavy sections, which make bench reuses on other machines and days."""
     return f"Measured on {dt.date.today().isoformat()}: {cpu_model()}, {os.cpu_count()} cores."

@@ -21,10 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from run_all import measured_on  # benchmarks/ is on sys.path: the scripts run as `python benchmarks/NAME.py`
+from run_all import measured_on, save_section  # benchmarks/ is on sys.path: the scripts run as `python benchmarks/NAME.py`
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = Path(__file__).resolve().parent / "sections"
 HEAVY = True  # make bench reuses sections/zoo_demo.md unless HWNAS_BENCH_HEAVY=1
 ZOO = "tiny-mbv3-cifar10"
 
@@ -102,9 +101,7 @@ def main() -> int:
         f"MAE {val['mae_pts']:.2f} pts ({'met' if val['spearman'] >= 0.9 and val['mae_pts'] <= 1 else 'not met'}); "
         f"checks held {checks.count('- held')}/{checks.count('- held') + checks.count('**not held**')}.",
     ])
-    SECTIONS.mkdir(exist_ok=True)
-    (SECTIONS / "zoo_demo.md").write_text(text + "\n", encoding="utf-8")
-    print(text)
+    save_section("zoo_demo", text)
     return 0
 
 
