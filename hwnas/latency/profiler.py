@@ -120,13 +120,15 @@ def profile(
         journal.append(key, pass_index, timer.time(window))
         bar.update()
 
-    with bar:
-        for pass_index, index in interleaved_order(len(signatures), passes, seed):
-            time_window(signatures[index].key, pass_index)
-        bar.set_description(f"profile {space.name} on {target.name}: timing again what caught no fast state")
-        rounds = ref.settle(lambda: windows_by_key(journal, index_of), passes, time_window, seed)
-    for runner in [*runners.values(), reference_runner]:
-        runner.close()
+    try:
+        with bar:
+            for pass_index, index in interleaved_order(len(signatures), passes, seed):
+                time_window(signatures[index].key, pass_index)
+            bar.set_description(f"profile {space.name} on {target.name}: timing again what caught no fast state")
+            rounds = ref.settle(lambda: windows_by_key(journal, index_of), passes, time_window, seed)
+    finally:  # a failing op must not leave every loaded session open
+        for runner in [*runners.values(), reference_runner]:
+            runner.close()
     records = windows_by_key(journal, index_of)
     base_ms = ref.base_speed(ref.readings_of([r for w in records.values() for r in w]))
     speed = ref.summary(reference, reference_seed, records, passes, rounds)
