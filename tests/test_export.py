@@ -154,6 +154,12 @@ def test_static_full_integer_tflite(toy, tmp_path):
     model = Model(str(out / "model_int8.tflite"), threads=1)
     assert model._input["dtype"] == np.int8 and model._output["dtype"] == np.int8  # full integer in and out
     assert "static_wi8_ai8" in read_metadata(str(out / "model_int8.tflite"))["hwnas.precision"]
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(out / "model_int8.tflite"), num_threads=1)
+    interpreter.allocate_tensors()
+    ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert "HARD_SWISH" not in ops and ops.count("DELEGATE") == 1  # quantised from the h-swish-as-ADD/MUL form
     with pytest.raises(ValueError, match="'fancy'"):
         export(ExportOptions(supernet=str(supernet), out=str(out), arch=space.min_arch().to_dict(), formats=["tflite"],
                              int8=True, tflite_int8="fancy", luts=[], verify=False, measure=False, progress=False))

@@ -217,3 +217,31 @@ def test_graph_lowering_is_what_is_written() -> None:
     """module_to_tflite is lower + graph_to_tflite: the same bytes either way."""
     op = static_op(OpSignature("Conv_2", in_hw=1, in_c=16, out_hw=1, out_c=32, act="h_swish"))
     assert module_to_tflite(op, (1, 16, 1, 1)) == graph_to_tflite(lower(op, (1, 16, 1, 1)))
+
+
+def test_hard_swish_can_be_written_as_add_and_mul_for_full_integer_files() -> None:
+    """The form full-integer files are quantised from: no HARD_SWISH op (LiteRT's XNNPACK declines it in int8),
+    the same numbers as the plain file and PyTorch, and once quantised to full integer one XNNPACK partition."""
+    sig = OpSignature("expanded_conv", in_hw=10, in_c=16, out_hw=10, out_c=16, mid_c=48, kernel=7, act="h_swish",
+                      se=True, residual=True)
+    module, shape = static_op(sig, seed=1), (1, 16, 10, 10)
+    plain, decomposed = module_to_tflite(module, shape), module_to_tflite(module, shape, decompose_hard_swish=True)
+    assert "HARD_SWISH" in op_codes(plain) and "HARD_SWISH" not in op_codes(decomposed)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    np.testing.assert_allclose(run_tflite(decomposed, x), run_tflite(plain, x), rtol=0, atol=ATOL)
+    assert_matches_torch(module, x)
+    pytest.importorskip("ai_edge_quantizer")
+    import tempfile
+
+    from hwnas.export import quantize as quantize_module
+
+    calibration = np.random.default_rng(1).standard_normal((8, 10, 10, 16)).astype(np.float32)
+    partitions = {}
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(quantize_module, "_check_calibration", lambda images, layout: images)  # an op: 16 channels
+        for name, data in (("plain", plain), ("decomposed", decomposed)):
+            path = quantize_module.quantize_tflite(data, calibration, f"{tmp}/{name}.tflite", mode="static")
+            interpreter = Interpreter(model_path=str(path), num_threads=1)
+            interpreter.allocate_tensors()
+            partitions[name] = [op["op_name"] for op in interpreter._get_ops_details()].count("DELEGATE")
+    assert partitions["decomposed"] == 1 and partitions["plain"] > 1, partitions

@@ -41,14 +41,15 @@ def model_metadata(subnet: PreparedSubnet, predicted_ms: Mapping[str, float], lu
     }
 
 
-def build_fp32(subnet: PreparedSubnet, fmt: str, metadata: Mapping[str, str]) -> bytes:
-    """The fp32 file of ``fmt`` (``onnx`` or ``tflite``) as bytes."""
+def build_fp32(subnet: PreparedSubnet, fmt: str, metadata: Mapping[str, str], for_full_integer: bool = False) -> bytes:
+    """The fp32 file of ``fmt`` (``onnx`` or ``tflite``) as bytes. ``for_full_integer``: the TFLite form a
+    full-integer file is quantised from (h-swish as ADD/MUL, which XNNPACK runs in int8; the same numbers)."""
     shape = (1, 3, subnet.resolution, subnet.resolution)
     if fmt == "onnx":
         # batch 1, the very graph the profiler validated: a dynamic batch axis measured 5-10% slower here
         return module_to_onnx(subnet.module, shape, metadata=dict(metadata), dynamic_batch=False)
     if fmt == "tflite":
-        return module_to_tflite(subnet.module, shape, metadata=dict(metadata))
+        return module_to_tflite(subnet.module, shape, metadata=dict(metadata), decompose_hard_swish=for_full_integer)
     raise ValueError(f"format {fmt!r} is not supported; choose from {list(FORMATS)}")
 
 

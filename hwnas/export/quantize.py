@@ -101,8 +101,9 @@ def quantize_tflite(fp32: bytes, calibration_nhwc: np.ndarray, out: str | os.Pat
     ``static`` is full integer (what integer-only NPUs need), calibrated image by image on ``calibration_nhwc``;
     ``dynamic`` keeps float activations and quantises them on the fly. Measured on the quick CIFAR-10 supernet
     (benchmarks/RESULTS.md): static agreed with PyTorch's top-1 on 93.8–97.6% of test images (below the 98%
-    check) and ran up to 6× slower than fp32 (XNNPACK splits it into ~28 partitions); dynamic agreed on
-    98.8–100% — so CPU targets get ``dynamic`` by default.
+    check); dynamic agreed on 98.8–100% — so CPU targets get ``dynamic`` by default. Export quantises static
+    files from the TFLite form with h-swish as ADD/MUL: LiteRT 2.3's XNNPACK declines int8 HARD_SWISH, which
+    cut the largest zoo subnet into 28 partitions (3.92 ms); decomposed it is one (2.30 ms, fp32 2.28 ms).
     """
     if mode not in TFLITE_MODES:
         raise ValueError(f"TFLite int8 mode {mode!r}; choose one of {list(TFLITE_MODES)}")

@@ -153,8 +153,10 @@ def export(options: ExportOptions) -> dict[str, Any]:
             write_bytes_atomic(path, fp32)
         elif fmt == "onnx":
             quantize_onnx(fp32, calib_nchw, path)
-        else:
-            quantize_tflite(fp32, np.ascontiguousarray(calib_nchw.transpose(0, 2, 3, 1)), path, mode=options.tflite_int8)
+        else:  # full integer from the h-swish-as-ADD/MUL form: one XNNPACK partition instead of one per h-swish
+            source = (build_fp32(subnet, fmt, model_metadata(subnet, predicted, ids, fmt), for_full_integer=True)
+                      if options.tflite_int8 == "static" else fp32)
+            quantize_tflite(source, np.ascontiguousarray(calib_nchw.transpose(0, 2, 3, 1)), path, mode=options.tflite_int8)
         data = path.read_bytes()
         precision = "fp32" if not int8 else "int8" if fmt == "onnx" or options.tflite_int8 == "static" else "int8-dynamic"
         entry: dict[str, Any] = {"file": path.name, "size_bytes": len(data), "precision": precision}

@@ -76,7 +76,8 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 class _Writer:
     """Accumulates tensors, buffers, operator codes and operators of one subgraph."""
 
-    def __init__(self) -> None:
+    def __init__(self, decompose_hard_swish: bool = False) -> None:
+        self.decompose_hard_swish = decompose_hard_swish
         self.tensors: list[tfl.TensorT] = []
         self.buffers: list[tfl.BufferT] = [tfl.BufferT()]  # buffer 0: the empty sentinel
         self.opcodes: list[tfl.OperatorCodeT] = []
@@ -186,14 +187,32 @@ class _Writer:
             self.op(code, [source, weights, biases], [pre], options_type, options)
             out = self.tensor(out_name, shape)
             if node.act == "h_swish":
-                self.op(tfl.BuiltinOperator.HARD_SWISH, [pre], [out], tfl.BuiltinOptions.HardSwishOptions,
-                        tfl.HardSwishOptionsT())
+                self.hard_swish(pre, out, f"{node.output}/h_swish", shape)
             else:
                 sixth = self.const(f"{node.output}/one_sixth", np.array([1.0 / 6.0], np.float32))
                 self.op(tfl.BuiltinOperator.MUL, [pre, sixth], [out], tfl.BuiltinOptions.MulOptions, tfl.MulOptionsT())
         else:
             out = self.tensor(out_name, shape)
             self.op(code, [source, weights, biases], [out], options_type, options)
+
+    def hard_swish(self, source: int, out: int, name: str, shape: tuple[int, ...]) -> None:
+        """x · relu6(x + 3) / 6: one ``HARD_SWISH``, or (``decompose_hard_swish``) ``ADD`` +3 with RELU6 fused,
+        ``MUL`` by x, ``MUL`` by 1/6. LiteRT 2.3's XNNPACK declines int8 ``HARD_SWISH``, so a full-integer
+        file cut its graph into a partition per activation (every h-swish block of tiny-mbv3: 3 partitions,
+        every ReLU block: 1); the three ops it takes in int8."""
+        if not self.decompose_hard_swish:
+            self.op(tfl.BuiltinOperator.HARD_SWISH, [source], [out], tfl.BuiltinOptions.HardSwishOptions,
+                    tfl.HardSwishOptionsT())
+            return
+        shifted = self.tensor(f"{name}/plus3_relu6", shape)
+        add = tfl.AddOptionsT()
+        add.fusedActivationFunction = tfl.ActivationFunctionType.RELU6
+        self.op(tfl.BuiltinOperator.ADD, [source, self.const(f"{name}/three", np.array([3.0], np.float32))],
+                [shifted], tfl.BuiltinOptions.AddOptions, add)
+        product = self.tensor(f"{name}/times_x", shape)
+        self.op(tfl.BuiltinOperator.MUL, [source, shifted], [product], tfl.BuiltinOptions.MulOptions, tfl.MulOptionsT())
+        self.op(tfl.BuiltinOperator.MUL, [product, self.const(f"{name}/one_sixth", np.array([1.0 / 6.0], np.float32))],
+                [out], tfl.BuiltinOptions.MulOptions, tfl.MulOptionsT())
 
     def split_depthwise(self, node: Conv, out_name: str) -> None:
         """A depthwise conv of more than ``MAX_DEPTHWISE_TAPS`` taps as a sum of row bands of the kernel.
@@ -267,8 +286,7 @@ class _Writer:
             self.op(tfl.BuiltinOperator.ADD, [total, band], [target], tfl.BuiltinOptions.AddOptions, options)
             total = target
         if node.act == "h_swish":
-            self.op(tfl.BuiltinOperator.HARD_SWISH, [total], [self.tensor(out_name, shape)],
-                    tfl.BuiltinOptions.HardSwishOptions, tfl.HardSwishOptionsT())
+            self.hard_swish(total, self.tensor(out_name, shape), f"{node.output}/h_swish", shape)
 
     def mean(self, node: GlobalAvgPool, out_name: str) -> None:
         n, _, _, c = self.shapes[node.input]
@@ -307,12 +325,15 @@ class _Writer:
                 tfl.BuiltinOptions.FullyConnectedOptions, options)
 
 
-def graph_to_tflite(graph: Graph, metadata: Mapping[str, str] | None = None) -> bytes:
-    """The TFLite flatbuffer (schema v3, fp32, NHWC) computing ``graph``; ``metadata``: name → UTF-8 text."""
+def graph_to_tflite(graph: Graph, metadata: Mapping[str, str] | None = None,
+                    decompose_hard_swish: bool = False) -> bytes:
+    """The TFLite flatbuffer (schema v3, fp32, NHWC) computing ``graph``; ``metadata``: name → UTF-8 text.
+    ``decompose_hard_swish``: h-swish as ADD/MUL ops (``_Writer.hard_swish``), for files quantised to full
+    integer."""
     if not graph.nodes:
         raise ValueError("graph has no nodes: a TFLite model needs at least one operator")
     n, c, h, w = graph.input_shape
-    writer = _Writer()
+    writer = _Writer(decompose_hard_swish)
     writer.tensor("input", (n, h, w, c))
     writer.index[graph.input] = writer.index["input"]
     writer.shapes[graph.input] = writer.shapes["input"]
@@ -407,9 +428,9 @@ def with_metadata(data: bytes, metadata: Mapping[str, str]) -> bytes:
 
 
 def module_to_tflite(module: nn.Module, input_shape_nchw: tuple[int, int, int, int],
-                     metadata: Mapping[str, str] | None = None) -> bytes:
+                     metadata: Mapping[str, str] | None = None, decompose_hard_swish: bool = False) -> bytes:
     """A static op or ``StaticSubnet`` (eval mode: BN folded) as TFLite bytes for this NCHW input shape."""
-    return graph_to_tflite(lower(module, input_shape_nchw), metadata)
+    return graph_to_tflite(lower(module, input_shape_nchw), metadata, decompose_hard_swish)
 
 
 def read_tflite_metadata(data: bytes) -> dict[str, str]:
