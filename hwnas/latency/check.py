@@ -60,9 +60,10 @@ def check_lut(lut_path: str | Path, ops: int = DEFAULT_OPS, passes: int = DEFAUL
     resolutions = meta.get("resolutions") or space.resolutions
     signatures = space.all_signatures(resolutions)
     recorded = meta.get("speed_reference") or {}
-    by_key = {s.key: s for s in signatures}
-    reference = by_key.get(recorded.get("key", ""), ref.reference_signature(signatures))
-    reference_seed = int(recorded.get("seed", signatures.index(reference)))
+    reference, reference_seed = ref.reference_signature(signatures)
+    recorded_reference = next((s for s in signatures if s.key == recorded.get("key")), None)
+    if recorded_reference is not None:  # the op the profile timed, should the rule that picks it ever change
+        reference, reference_seed = recorded_reference, signatures.index(recorded_reference)
     chosen = checked_ops(table, signatures, reference, ops)
     missing = [s.key for s in chosen if s.key not in table]
     if missing:

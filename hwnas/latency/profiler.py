@@ -93,8 +93,7 @@ def profile(
     resolutions = list(space.resolutions if resolutions is None else resolutions)
     signatures: list[OpSignature] = space.all_signatures(resolutions)
     out = Path(out_dir)
-    reference = ref.reference_signature(signatures)
-    reference_seed = signatures.index(reference)
+    reference, reference_seed = ref.reference_signature(signatures)
     journal = Journal(out / JOURNAL_NAME, _header(space, target, resolutions, protocol, passes, seed, reference))
     host_start = host_description()
     started = time.time()
@@ -130,7 +129,6 @@ def profile(
         for runner in [*runners.values(), reference_runner]:
             runner.close()
     records = windows_by_key(journal, index_of)
-    base_ms = ref.base_speed(ref.readings_of([r for w in records.values() for r in w]))
     speed = ref.summary(reference, reference_seed, records, passes, rounds)
     table = table_from_records(records, make_metadata(
         device=host_start["cpu"] if target.name != "torch-cuda" else target.describe().get("device", "gpu"),
@@ -148,6 +146,6 @@ def profile(
         host_end=host_description(),
         profile_seconds=round(time.time() - started, 1),
         speed_reference=speed,
-    ), base_ms=base_ms)
+    ), base_ms=speed["base_ms"])
     table.save(out / LUT_NAME)
     return table

@@ -41,13 +41,14 @@ METHOD = ("between every two windows a fixed op (the reference) is timed; a wind
           f"{SETTLE_ROUNDS} more rounds; each entry keeps its fastest window")
 
 
-def reference_signature(signatures: Sequence[OpSignature]) -> OpSignature:
-    """The op timed as the speed reference: the inverted-residual block of median MACs (ties broken by key), an op
-    of the space's typical size."""
+def reference_signature(signatures: Sequence[OpSignature]) -> tuple[OpSignature, int]:
+    """The op timed as the speed reference, the inverted-residual block of median MACs (ties broken by key): an
+    op of the space's typical size; with the seed the profiler builds it with (its index in ``signatures``)."""
     blocks = sorted((s for s in signatures if s.kind == "expanded_conv"), key=lambda s: (s.macs, s.key))
     if not blocks:
         raise ValueError("the space has no expanded_conv op to use as the speed reference")
-    return blocks[len(blocks) // 2]
+    reference = blocks[len(blocks) // 2]
+    return reference, list(signatures).index(reference)
 
 
 def time_reference(runner: Runner) -> float:

@@ -40,9 +40,10 @@ def sample_archs(space: SearchSpace, resolutions: list[int], n: int, seed: int) 
     resolution's archs get a *depth level* and a *width level* in [0, 1], each evenly spaced over the
     archs of that resolution; the ends and every other pair of rows between pair the two equally (the
     diagonal: sizes from the smallest arch to the largest without a gap; MACs climb steeply near the top)
-    and the other pairs at random (a Latin square over the same levels:
-    shallow-wide and deep-narrow archs, whose latency the op sum may price differently). Each depth choice is drawn as index ``~ Binomial(k - 1, depth level)`` over its
-    ``k`` sorted options, each kernel and expand choice likewise from the width level.
+    and the other pairs at random (a Latin square over the same levels: shallow-wide and deep-narrow archs,
+    whose latency the op sum may price differently). Each depth choice is drawn as index
+    ``~ Binomial(k - 1, depth level)`` over its ``k`` sorted options, each kernel and expand choice likewise
+    from the width level.
     """
     rng = np.random.default_rng(seed)
     per_resolution = [list(range(j, n, len(resolutions))) for j in range(len(resolutions))]
@@ -81,8 +82,7 @@ def measure_subnets_with_speed(space: SearchSpace, target: Target, archs: list[A
     """
     resolutions = sorted({a.r for a in archs})
     signatures = space.all_signatures(resolutions)
-    reference = ref.reference_signature(signatures)
-    reference_seed = signatures.index(reference)
+    reference, reference_seed = ref.reference_signature(signatures)
     header = {"space_hash": space.content_hash, "target": target.name, "runtime_version": target.describe().get("version"),
               "threads": target.threads, "resolutions": resolutions, "protocol": protocol.describe(),
               "passes": passes, "seed": seed, "archs": [a.to_dict() for a in archs], "speed_reference": reference.key}
