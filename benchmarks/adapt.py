@@ -60,6 +60,35 @@ def ceiling(counts: np.ndarray, sums: np.ndarray, latency: np.ndarray, folds: in
     return scores(predicted, latency)
 
 
+def slot_features(space: hwnas.SearchSpace, archs: list[hwnas.Arch]) -> np.ndarray:
+    """Per arch: each block slot's kernel and expand one-hot where active, times 1, r and r² (r scaled), plus a
+    one-hot of the resolution: a model free of the LUT's additive shape, for a second ceiling."""
+    rows = []
+    for a in archs:
+        r = (a.r - 176) / 48
+        active = set(space.active_slots(a))  # type: ignore[attr-defined]
+        f: list[float] = []
+        for slot in range(len(a.ks)):
+            hot = [float(slot in active and a.ks[slot] == k) for k in space.ks] + \
+                  [float(slot in active and a.e[slot] == e) for e in space.expand]
+            f += hot + [v * r for v in hot] + [v * r * r for v in hot]
+        f += [float(a.r == v) for v in space.resolutions] + [1.0]
+        rows.append(f)
+    return np.array(rows)
+
+
+def ceiling_slots(features: np.ndarray, latency: np.ndarray, folds: int = 5) -> np.ndarray:
+    """A linear model on :func:`slot_features` fitted on relative error, 5-fold on the device's own subnets."""
+    order = np.random.default_rng(1).permutation(len(latency))
+    predicted = np.empty(len(latency))
+    for part in np.array_split(order, folds):
+        train = np.setdiff1d(order, part)
+        design = features[train] / latency[train, None]
+        w = np.linalg.solve(design.T @ design + 1e-3 * np.eye(features.shape[1]), design.T @ np.ones(len(train)))
+        predicted[part] = features[part] @ w
+    return scores(predicted, latency)
+
+
 def best_time(predictor: hwnas.LatencyPredictor, codes: np.ndarray, repeats: int = 20) -> float:
     """Fastest of ``repeats`` timed ``predict`` calls on ``codes`` (seconds)."""
     times = []
@@ -84,6 +113,7 @@ def help_section(space: hwnas.SearchSpace, lines: list[str]) -> dict:
     axes = A.probe_axes(space, archs)
     note10 = sums.sum(axis=1)  # the source's op sum (resolutions < 160 filled as documented)
     plain = A.Prior.plain(len(layout.groups))
+    slots = slot_features(space, archs)
     source_predictor = hwnas.LatencyPredictor(space, source)
     lat = {(d, b): help_data.latencies(d, b) for d in help_data.DEVICES for b in help_data.BATCHES}
     results: dict = {}
@@ -94,8 +124,8 @@ def help_section(space: hwnas.SearchSpace, lines: list[str]) -> dict:
             others = {o: [A.Run(a, float(v)) for a, v in zip(archs, lat[(o, b)])] for o in help_data.DEVICES if o != d}
             prior = A.fit_prior(layout, others)
             po, pc = prior.parts(counts, sums)
-            qo, qc = plain.parts(counts, sums)
-            case = results.setdefault(f"{d}_b{b}", {"ceiling": ceiling(counts, sums, y)})
+            qo, qk = plain.kind_parts(counts, sums, layout)
+            case = results.setdefault(f"{d}_b{b}", {"ceiling": ceiling(counts, sums, y), "slots": ceiling_slots(slots, y)})
             case["source_unadapted"] = scores(note10, y)
             for n in SIZES:
                 for how in ("probes", "random"):
@@ -112,8 +142,8 @@ def help_section(space: hwnas.SearchSpace, lines: list[str]) -> dict:
                         yr, yh = y[idx], y[held]
                         rows["macs"].append(scores(one_scale(macs[idx], yr) * macs[held], yh))
                         rows["one_scale"].append(scores(one_scale(note10[idx], yr) * note10[held], yh))
-                        s = A.fit_scalars(A.default_model(False), qo[idx], qc[idx], yr)
-                        rows["plain"].append(scores(A.predict_scalars(s, qo, qc)[held], yh))
+                        s, _ = A.fit_per_kind(qo[idx], qk[idx], yr, layout.kinds)  # the default without a prior
+                        rows["plain"].append(scores(A.predict_kinds(s, qo, qk, layout.kinds)[held], yh))
                         s = A.fit_scalars(A.default_model(True), po[idx], pc[idx], yr)
                         predicted = A.predict_scalars(s, po, pc)
                         rows["prior"].append(scores(predicted[held], yh))
@@ -134,14 +164,16 @@ def help_section(space: hwnas.SearchSpace, lines: list[str]) -> dict:
               f"Device left out: the prior is fitted on the two other GPUs at the same batch. {REPEATS} repeats per "
               "cell; every figure on the held-out device's subnets other than the runs. Cells: Spearman ρ / share "
               "within ±10% / RMSPE %.", ""]
-    lines += ["| device, batch | ceiling (additive, 4,000 own subnets) | Note10 unadapted | runs | pick | MACs × scale | "
-              "Note10 × scale | adapted, no prior | **adapted, family prior** |", "|---|---|---|---:|---|---|---|---|---|"]
+    lines += ["| device, batch | ceiling: additive / per-slot linear (4,000 own subnets) | Note10 unadapted | runs | pick | "
+              "MACs × scale | Note10 × scale | adapted, no prior | **adapted, family prior** |",
+              "|---|---|---|---:|---|---|---|---|---|"]
     for key, case in results.items():
         first = True
         for n in SIZES:
             for how in ("probes", "random"):
                 cell = case[f"{how}{n}"]
-                head = [key, fmt(case["ceiling"]), fmt(case["source_unadapted"])] if first else ["", "", ""]
+                head = [key, f"{fmt(case['ceiling'])}; {fmt(case['slots'])}", fmt(case["source_unadapted"])] if first \
+                    else ["", "", ""]
                 first = False
                 lines.append("| " + " | ".join(head + [str(n), how, fmt(cell["macs"]), fmt(cell["one_scale"]),
                                                        fmt(cell["plain"]), f"**{fmt(cell['prior'])}**"]) + " |")
@@ -168,7 +200,9 @@ def tflite_section(lines: list[str]) -> dict:
     ort_sum = sums.sum(axis=1)
     macs = np.array([space.macs(a) for a in archs], dtype=np.float64)
     own = np.array([s["predicted_ms"] for s in subnets])  # the measured TFLite LUT, calibrated on the fit half
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("macs", "one_scale", "adapted_probes", "adapted_random")}
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("macs", "one_scale", "adapted_probes", "adapted_random",
+                                                         "one_beta_probes", "one_beta_random")}
+    kinds_used = []
     for rep in range(REPEATS):
         rng = np.random.default_rng(rep)
         random_idx = rng.choice(fit_pool, 10, replace=False)
@@ -177,10 +211,14 @@ def tflite_section(lines: list[str]) -> dict:
         y = measured[holdout]
         rows["macs"].append(scores(one_scale(macs[random_idx], measured[random_idx]) * macs[holdout], y))
         rows["one_scale"].append(scores(one_scale(ort_sum[random_idx], measured[random_idx]) * ort_sum[holdout], y))
-        for name, idx in (("adapted_probes", probe_idx), ("adapted_random", random_idx)):
+        for pick, idx in (("probes", probe_idx), ("random", random_idx)):
             runs = [A.Run(archs[i], float(measured[i])) for i in idx]
-            adapted = A.adapt(space, source, runs, layout=layout)
-            rows[name].append(scores(hwnas.LatencyPredictor(space, adapted.table).predict([archs[i] for i in holdout]), y))
+            for name, model in (("adapted", "auto"), ("one_beta", "overhead+compute+offset")):
+                adapted = A.adapt(space, source, runs, layout=layout, model=model)
+                rows[f"{name}_{pick}"].append(
+                    scores(hwnas.LatencyPredictor(space, adapted.table).predict([archs[i] for i in holdout]), y))
+                if model == "auto":
+                    kinds_used.append(adapted.report["per_kind"]["used"])
     out = {k: np.mean(v, axis=0) for k, v in rows.items()}
     out["ort_unadapted"] = scores(ort_sum[holdout], measured[holdout])
     out["tflite_measured_lut"] = scores(own[holdout], measured[holdout])
@@ -192,9 +230,13 @@ def tflite_section(lines: list[str]) -> dict:
               f"| MACs × scale (10 random runs) | {fmt(out['macs'])} |",
               f"| onnxruntime LUT unadapted | {fmt(out['ort_unadapted'])} |",
               f"| onnxruntime LUT × scale (10 random runs) | {fmt(out['one_scale'])} |",
-              f"| **adapted from 10 probe runs** | **{fmt(out['adapted_probes'])}** |",
-              f"| adapted from 10 random runs | {fmt(out['adapted_random'])} |",
-              f"| measured TFLite LUT, calibrated on all {len(fit_pool)} fit subnets (reference) | {fmt(out['tflite_measured_lut'])} |"]
+              f"| adapted, one β for all kinds (`overhead+compute+offset`), 10 probe runs | {fmt(out['one_beta_probes'])} |",
+              f"| adapted, one β for all kinds, 10 random runs | {fmt(out['one_beta_random'])} |",
+              f"| **adapted (default `per-kind`), 10 probe runs** | **{fmt(out['adapted_probes'])}** |",
+              f"| adapted (default `per-kind`), 10 random runs | {fmt(out['adapted_random'])} |",
+              f"| measured TFLite LUT, calibrated on all {len(fit_pool)} fit subnets (reference) | {fmt(out['tflite_measured_lut'])} |",
+              "", f"The per-kind corrections passed their leave-one-out test in {sum(kinds_used)} of {len(kinds_used)} "
+              "adaptations."]
     return out
 
 

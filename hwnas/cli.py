@@ -111,6 +111,13 @@ def _cmd_lut_adapt(args: argparse.Namespace) -> int:
     fit, scalars = result.report["fit"], result.report["scalars"]
     print(f"wrote {args.output}: {len(result.table)} entries, model {result.model} from {len(runs)} runs "
           f"(overhead ×{scalars['overhead']:.4g}, compute ×{scalars['compute']:.4g}, offset {scalars['offset_ms']:+.4g} ms)")
+    per_kind = result.report.get("per_kind")
+    if per_kind is not None and per_kind["used"]:
+        factors = ", ".join(f"{k} ×{v:.3g}" for k, v in per_kind["factors"].items() if v is not None)
+        loo = per_kind["loo_rmspe_pct"]
+        print(f"  per-kind compute (leave-one-out RMSPE {loo['per_kind']:.2f}% vs {loo['shared']:.2f}% with one): {factors}")
+    elif per_kind is not None:
+        print(f"  per-kind corrections off: {per_kind['why']}")
     print(f"  on the runs themselves (not held out): RMSPE {fit['rmspe_pct']:.2f}%, {fit['within_10pct']:.0%} within ±10%")
     if result.report["filled_resolutions"]:
         print(f"  resolutions the source does not serve, filled from the nearest served one by MACs: "
@@ -427,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     adp.add_argument("--prior", action="append", metavar="RUNS.jsonl",
                      help="many measured subnets of another device of the target's family (repeatable): "
                           "learns per-op-group costs the few runs then only rescale")
-    adp.add_argument("--model", default="auto", choices=["auto", "scale", "scale+offset", "overhead+compute+offset"])
+    adp.add_argument("--model", default="auto", choices=["auto", "scale", "scale+offset", "overhead+compute+offset", "per-kind"])
     adp.add_argument("--device", help="device name to record")
     adp.add_argument("-o", "--output", required=True, help="the adapted LUT (JSON) to write")
     adp.set_defaults(func=_cmd_lut_adapt)

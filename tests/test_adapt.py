@@ -55,7 +55,7 @@ def test_plain_adaptation_recovers_scale_and_overhead_exactly(source, layout, tm
     truth = lambda archs: 0.7 * layout.features(archs)[1].sum(1) + 0.05 * layout.features(archs)[0].sum(1) + 0.2  # noqa: E731
     probes = A.probe_archs(SPACE, 10)
     result = A.adapt(SPACE, source, runs_of(probes, truth(probes)), device="synthetic-target")
-    assert result.model == "overhead+compute+offset"
+    assert result.model == "per-kind" and not result.report["per_kind"]["used"]  # one β predicts it exactly
     assert result.scalars.compute == pytest.approx(0.7, rel=1e-6)
     assert result.scalars.overhead == pytest.approx(0.05, rel=1e-6)
     assert result.scalars.offset == pytest.approx(0.2, rel=1e-5)
@@ -65,7 +65,7 @@ def test_plain_adaptation_recovers_scale_and_overhead_exactly(source, layout, tm
     loaded = LatencyTable.load(path)
     meta = loaded.metadata
     assert meta["device"] == "synthetic-target" and meta["adapted"]["runs"] == 10
-    assert meta["adapted"]["model"] == "overhead+compute+offset" and "fit" in meta["adapted"]
+    assert meta["adapted"]["model"] == "per-kind" and "fit" in meta["adapted"]
     others = sample(200, 1)
     predicted = LatencyPredictor(SPACE, loaded).predict(others)
     np.testing.assert_allclose(predicted, truth(others), rtol=1e-6)
@@ -88,6 +88,50 @@ def test_family_prior_beats_plain_on_a_distorted_device(source, layout):
     assert np.mean(np.abs(err_prior) <= 0.05) >= 0.95
     assert spearman_rho(LatencyPredictor(SPACE, with_prior.table).predict(others), measured) >= 0.98
     assert np.sqrt(np.mean(err_prior**2)) < 0.5 * np.sqrt(np.mean(err_plain**2))
+
+
+def kind_distorted(layout: A.Layout, factors: dict[str, float], noise: float, seed: int):
+    """A device whose compute differs from the source by kind (e.g. 7×7 blocks ×3), plus a per-op overhead."""
+    beta = np.array([factors.get(layout.kinds[k], 1.0) for k in layout.group_kind])
+    rng = np.random.default_rng(seed)
+
+    def latency(archs):
+        counts, sums = layout.features(archs)
+        clean = sums @ beta + 0.02 * counts.sum(1) + 0.1
+        return clean * (1 + noise * rng.standard_normal(len(clean)))
+    return latency
+
+
+def test_per_kind_recovers_kind_factors_and_beats_one_scale(source, layout):
+    factors = {"k7-relu": 3.0, "k7-h_swish": 1.8, "k3-h_swish": 0.8}
+    target = kind_distorted(layout, factors, noise=0.005, seed=5)
+    probes = A.probe_archs(SPACE, 10)
+    runs = runs_of(probes, target(probes))
+    per_kind = A.adapt(SPACE, source, runs, layout=layout)
+    shared = A.adapt(SPACE, source, runs, layout=layout, model="overhead+compute+offset")
+    report = per_kind.report["per_kind"]
+    assert per_kind.model == "per-kind" and report["used"], report
+    assert report["loo_rmspe_pct"]["per_kind"] <= 0.8 * report["loo_rmspe_pct"]["shared"]
+    beta = per_kind.scalars.kinds
+    # ten runs, seven kinds, and β trades off against the per-op overhead: the factors are approximate,
+    # the big one is not
+    assert max(beta, key=beta.__getitem__) == "k7-relu" and beta["k7-relu"] > 2 * beta["k3-relu"]
+    others = sample(400, 3)
+    measured = target(others)
+    err = {name: LatencyPredictor(SPACE, r.table).predict(others) / measured - 1
+           for name, r in (("per-kind", per_kind), ("shared", shared))}
+    assert np.sqrt(np.mean(err["per-kind"] ** 2)) < 0.5 * np.sqrt(np.mean(err["shared"] ** 2))
+    assert np.mean(np.abs(err["per-kind"]) <= 0.10) >= 0.95
+
+
+def test_per_kind_stays_off_when_the_runs_do_not_support_it(source, layout):
+    plain = kind_distorted(layout, {}, noise=0.05, seed=6)  # one scale, noisy runs: corrections would fit noise
+    probes = A.probe_archs(SPACE, 10)
+    result = A.adapt(SPACE, source, runs_of(probes, plain(probes)), layout=layout)
+    assert not result.report["per_kind"]["used"] and "leave-one-out" in result.report["per_kind"]["why"]
+    assert result.scalars.kinds == {}
+    few = A.adapt(SPACE, source, runs_of(probes[:5], plain(probes[:5])), layout=layout)
+    assert not few.report["per_kind"]["used"] and "need ≥ 6" in few.report["per_kind"]["why"]
 
 
 def test_prior_needs_many_runs_per_device(layout):
@@ -187,7 +231,7 @@ def test_cli_probes_and_adapt(source, tmp_path, capsys):
     write_runs(runs, probes, [float(v) for v in np.linspace(0.5, 4, 6)])
     out = tmp_path / "target.json"
     assert main(["lut", "adapt", str(lut), "--space", "tiny-mbv3", "--measured", str(runs), "-o", str(out)]) == 0
-    assert "model overhead+compute+offset from 6 runs" in capsys.readouterr().out
+    assert "model per-kind from 6 runs" in capsys.readouterr().out
     assert main(["lut", "info", str(out)]) == 0
     assert "adapted     from" in capsys.readouterr().out
     write_runs(runs, probes[:2], [1.0, math.inf])

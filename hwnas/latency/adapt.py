@@ -2,7 +2,7 @@
 
 The model (chosen by measurement, see docs/adapt.md): every op ``o`` costs
 
-    value(o) = α · overhead[g(o)] + β · compute[g(o)] · source(o)
+    value(o) = α · overhead[g(o)] + β[k(o)] · compute[g(o)] · source(o)
 
 and a subnet ``offset γ + Σ value(o)``. ``g(o)`` is the op's *group* — its key without the spatial sizes
 (same kind, channels, kernel, stride, SE, activation at every resolution) — ``source(o)`` the source LUT's
@@ -10,7 +10,10 @@ entry. ``overhead``/``compute`` are a *family prior*: per-group fixed costs (ker
 per-group corrections of the source's costs, fitted on many measured subnets of other devices of the
 target's family when those are given (:func:`fit_prior`), else the plain ``1`` and ``1`` (a per-op
 overhead plus a scaled source). The few runs of the new device then fit only the scalars α, β, γ
-(:func:`fit_scalars`), so 5–20 runs suffice. Everything folds into plain LUT entries plus a calibration
+(:func:`fit_scalars`), so 5–20 runs suffice. ``k(o)`` is the op's *kind* (a block's kernel and activation):
+the ``per-kind`` model lets β differ by kind — runtimes differ most there (onnxruntime → TFLite on one CPU:
+×0.8 for 3×3 to ×3.3 for 7×7 ReLU blocks) — shrunk toward one β and kept only when leave-one-out over the
+runs says the corrections predict better (:func:`fit_per_kind`). Everything folds into plain LUT entries plus a calibration
 offset, so the native predictor answers queries at its usual speed.
 
 Resolutions the source does not serve are filled from the same group at the nearest served resolution,
@@ -38,8 +41,12 @@ MODELS: dict[str, tuple[str, ...]] = {
     "scale": ("prior",),  # γ = 0, α = β
     "scale+offset": ("prior", "offset"),  # α = β
     "overhead+compute+offset": ("overhead", "compute", "offset"),
+    "per-kind": ("overhead", "compute", "offset"),  # + per-kind β, shrunk toward β (validated, not free unknowns)
 }
 MIN_RUNS = {name: len(terms) + 1 for name, terms in MODELS.items()}  # one spare run beyond the unknowns
+PER_KIND_MIN_RUNS = 6  # below this, leave-one-out cannot judge the per-kind corrections: they stay off
+PER_KIND_LAMBDAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # shrinkage toward one β, in unit-norm columns
+PER_KIND_GAIN = 0.8  # corrections are kept only when they cut the leave-one-out RMSPE to ≤ 80% of one β's
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,16 @@ def op_group(sig: OpSignature) -> str:
     return f"{sig.kind}|{sig.in_c}|{sig.out_c}|{sig.mid_c}|{sig.kernel}|{sig.stride}|{int(sig.se)}|{sig.act}|{int(sig.residual)}"
 
 
+def kind_label(group: str) -> str:
+    """The op's *kind* for per-kind corrections: a block's kernel and activation; every other op is ``other``.
+
+    Chosen by measurement: the onnxruntime → TFLite cost ratio of this CPU's w1.0 LUTs is set mostly by these
+    two (median ×0.8–1.0 for 3×3, ×1.0–1.2 for 5×5, ×1.5–3.3 for 7×7, ReLU above h-swish); adding SE or
+    dropping the activation predicted worse from 10 runs (docs/adapt.md)."""
+    kind, _, _, _, kernel, _, _, act, _ = group.split("|")
+    return f"k{kernel}-{act}" if kind == "expanded_conv" else "other"
+
+
 def _size(sig: OpSignature) -> float:
     """What an op's cost grows with across resolutions (MACs; border elements for pooling)."""
     return float(sig.macs or sig.io_elements)
@@ -110,6 +127,8 @@ class Layout:
     key_group: dict[str, int]
     served: list[int]
     filled: list[int]  # resolutions the source did not serve, filled from the nearest served one
+    kinds: list[str]  # the kind labels present (:func:`kind_label`), sorted
+    group_kind: np.ndarray  # per group: index into ``kinds``
 
     @classmethod
     def build(cls, space: SearchSpace, source: LatencyTable) -> Layout:
@@ -166,8 +185,10 @@ class Layout:
             fixed_source.append(np.array([keys[(r, k)] for k in fk]))
         key_group = {key: index[op_group(sigs[key])] for _, key in keys}
         filled = [r for r in layout["resolutions"] if r not in served]
+        kinds = sorted({kind_label(g) for g in groups})
+        group_kind = np.array([kinds.index(kind_label(g)) for g in groups], dtype=np.int64)
         return cls(space, groups, block_group, block_source, fixed_group, fixed_source, keys, key_group,
-                   served, filled)
+                   served, filled, kinds, group_kind)
 
     def features(self, archs: Sequence[Arch | Mapping[str, Any]] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per arch and group: how many ops of the group run (``counts``) and their summed source cost (``sums``)."""
@@ -210,6 +231,12 @@ class Prior:
 
     def parts(self, counts: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return counts @ self.overhead, sums @ self.compute
+
+    def kind_parts(self, counts: np.ndarray, sums: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+        """Per arch: the prior's overhead, and its compute split by kind (``[n, len(layout.kinds)]``)."""
+        by_kind = np.zeros((len(layout.groups), len(layout.kinds)))
+        by_kind[np.arange(len(layout.groups)), layout.group_kind] = self.compute
+        return counts @ self.overhead, sums @ by_kind
 
 
 def _nonnegative_ridge(design: np.ndarray, target: np.ndarray, ridge: np.ndarray, anchor: np.ndarray,
@@ -289,13 +316,19 @@ class Scalars:
     overhead: float  # α: ms per unit of prior overhead
     compute: float  # β: × prior compute
     offset: float  # γ: ms per subnet
+    kinds: Mapping[str, float] = field(default_factory=dict)  # per-kind β where corrected; other kinds use β
+
+    def compute_of(self, kinds: Sequence[str]) -> np.ndarray:
+        """β of each kind in ``kinds``."""
+        return np.array([self.kinds.get(k, self.compute) for k in kinds])
 
 
 def fit_scalars(model: str, overhead: np.ndarray, compute: np.ndarray, latency: np.ndarray) -> Scalars:
     """α, β, γ from the few runs by least squares on relative error; a term that comes out negative is
     dropped and the rest refitted (every entry of the adapted LUT stays ≥ 0)."""
-    if model not in MODELS:
-        raise ValueError(f"model={model!r}; choose one of {list(MODELS)}")
+    if model not in MODELS or model == "per-kind":
+        raise ValueError(f"model={model!r}; choose one of {[m for m in MODELS if m != 'per-kind']} "
+                         "(per-kind: fit_per_kind)")
     terms = list(MODELS[model])
     columns = {"prior": overhead + compute, "overhead": overhead, "compute": compute, "offset": np.ones_like(latency)}
     while True:
@@ -314,14 +347,88 @@ def fit_scalars(model: str, overhead: np.ndarray, compute: np.ndarray, latency: 
 
 
 def predict_scalars(scalars: Scalars, overhead: np.ndarray, compute: np.ndarray) -> np.ndarray:
+    """Latency from the prior's totals (one β: models other than ``per-kind``)."""
     return scalars.overhead * overhead + scalars.compute * compute + scalars.offset
 
 
+def predict_kinds(scalars: Scalars, overhead: np.ndarray, compute_by_kind: np.ndarray, kinds: Sequence[str]) -> np.ndarray:
+    """Latency from the prior's overhead and its compute split by kind (any model)."""
+    return scalars.overhead * overhead + compute_by_kind @ scalars.compute_of(kinds) + scalars.offset
+
+
+def _solve_kinds(overhead: np.ndarray, by_kind: np.ndarray, latency: np.ndarray, shrink: float, base: Scalars,
+                 kinds: Sequence[str]) -> Scalars:
+    """Per-kind β by least squares on relative error, ridge ``shrink`` pulling each toward the shared fit's β
+    (columns at unit norm), α ≥ 0 and β ≥ 0, γ free. Kinds absent from the runs keep the shared β."""
+    present = np.flatnonzero(np.any(by_kind > 0, axis=0))
+    design = np.concatenate([by_kind[:, present], overhead[:, None], np.ones((len(latency), 1))], axis=1) / latency[:, None]
+    norms = np.linalg.norm(design, axis=0)
+    norms[norms == 0] = 1.0
+    k = len(present)
+    anchor = np.concatenate([np.full(k, base.compute), [base.overhead, base.offset]]) * norms
+    ridge = np.concatenate([np.full(k, shrink), [0.0, 0.0]])
+    free = np.zeros(k + 2, dtype=bool)
+    free[-1] = True
+    x = _nonnegative_ridge(design / norms, np.ones(len(latency)), ridge, anchor, free) / norms
+    betas = np.full(by_kind.shape[1], base.compute)
+    betas[present] = x[:k]
+    return Scalars(float(x[k]), base.compute, float(x[k + 1]), {name: float(b) for name, b in zip(kinds, betas)})
+
+
+def _loo_rmspe(fit: Any, latency: np.ndarray) -> float:
+    """Leave-one-out RMSPE (%) of ``fit(train_mask) -> predict(i)`` over the runs."""
+    errors = []
+    for i in range(len(latency)):
+        train = np.arange(len(latency)) != i
+        errors.append(fit(train)(i) / latency[i] - 1)
+    return 100 * float(np.sqrt(np.mean(np.square(errors))))
+
+
+def fit_per_kind(overhead: np.ndarray, compute_by_kind: np.ndarray, latency: np.ndarray,
+                 kinds: Sequence[str]) -> tuple[Scalars, dict[str, Any]]:
+    """The ``per-kind`` model: α, γ and one β per kind, or the shared α, β, γ when that predicts as well.
+
+    The shared fit (``overhead+compute+offset``) anchors a ridge that shrinks the per-kind β toward its β; the
+    shrinkage is chosen by leave-one-out RMSPE over the runs among :data:`PER_KIND_LAMBDAS`, and the
+    corrections are kept only if that RMSPE is ≤ :data:`PER_KIND_GAIN` × the shared fit's own leave-one-out
+    RMSPE. On HELP's noisy batch-1 GPU runs they are (rightly) rejected almost always; on onnxruntime →
+    TFLite they are kept and cut RMSPE from 25% to 7.5% (docs/adapt.md)."""
+    total = compute_by_kind.sum(axis=1)
+    base = fit_scalars("overhead+compute+offset", overhead, total, latency)
+    report: dict[str, Any] = {"used": False}
+    if len(latency) < PER_KIND_MIN_RUNS:
+        report["why"] = f"{len(latency)} runs: per-kind corrections need ≥ {PER_KIND_MIN_RUNS} to be validated"
+        return base, report
+
+    def shared(train: np.ndarray) -> Any:
+        s = fit_scalars("overhead+compute+offset", overhead[train], total[train], latency[train])
+        return lambda i: float(predict_scalars(s, overhead[i:i + 1], total[i:i + 1])[0])
+
+    def corrected(shrink: float) -> Any:
+        def fit(train: np.ndarray) -> Any:
+            b = fit_scalars("overhead+compute+offset", overhead[train], total[train], latency[train])
+            s = _solve_kinds(overhead[train], compute_by_kind[train], latency[train], shrink, b, kinds)
+            return lambda i: float(predict_kinds(s, overhead[i:i + 1], compute_by_kind[i:i + 1], kinds)[0])
+        return fit
+
+    loo_shared = _loo_rmspe(shared, latency)
+    loo = {shrink: _loo_rmspe(corrected(shrink), latency) for shrink in PER_KIND_LAMBDAS}
+    best = min(loo, key=loo.__getitem__)
+    report.update(loo_rmspe_pct={"shared": loo_shared, "per_kind": loo[best]}, shrink=best)
+    if not loo[best] <= PER_KIND_GAIN * loo_shared:
+        report["why"] = (f"leave-one-out RMSPE {loo[best]:.2f}% with corrections vs {loo_shared:.2f}% without: "
+                         f"not below {PER_KIND_GAIN:.0%} of it")
+        return base, report
+    fitted = _solve_kinds(overhead, compute_by_kind, latency, best, base, kinds)
+    report.update(used=True, factors={k: (b / base.compute if base.compute > 0 else None) for k, b in fitted.kinds.items()})
+    return fitted, report
+
+
 def default_model(has_prior: bool) -> str:
-    """What ``model="auto"`` picks, from the HELP benchmark (docs/adapt.md): with a family prior its shape is
+    """What ``model="auto"`` picks, from the benchmarks (docs/adapt.md): with a family prior its shape is
     right and only its size and a fixed term are unknown (``scale+offset``); without one the per-op overhead
-    and the source's cost need their own sizes (``overhead+compute+offset``)."""
-    return "scale+offset" if has_prior else "overhead+compute+offset"
+    and the source's cost need their own sizes, per kind where the runs support it (``per-kind``)."""
+    return "scale+offset" if has_prior else "per-kind"
 
 
 # --- the adapted LUT ----------------------------------------------------------------------------------------
@@ -329,9 +436,10 @@ def adapted_table(layout: Layout, prior: Prior, scalars: Scalars, metadata: Mapp
     """Fold ``value(o) = α·overhead[g] + β·compute[g]·source(o)`` into entries and γ into the offset; a key
     whose value differs between resolutions is written resolution-scoped (``KEY@rNNN``)."""
     per_key: dict[str, dict[int, float]] = {}
+    beta = scalars.compute_of(layout.kinds)[layout.group_kind]  # per group
     for (r, key), source in layout.keys.items():
         g = layout.key_group[key]
-        per_key.setdefault(key, {})[r] = scalars.overhead * prior.overhead[g] + scalars.compute * prior.compute[g] * source
+        per_key.setdefault(key, {})[r] = scalars.overhead * prior.overhead[g] + beta[g] * prior.compute[g] * source
     names, means = [], []
     for key, by_r in per_key.items():
         values = np.array(list(by_r.values()))
@@ -377,14 +485,21 @@ def adapt(space: SearchSpace, source: LatencyTable, runs: Sequence[Run], prior_r
         raise ValueError(f"{len(runs)} measured run(s){where}: model {model!r} fits {len(MODELS[model])} unknown(s) "
                          f"and needs at least {MIN_RUNS[model]} runs")
     counts, sums = layout.features([r.arch for r in runs])
-    overhead, compute = prior.parts(counts, sums)
+    overhead, by_kind = prior.kind_parts(counts, sums, layout)
     latency = np.array([r.latency_ms for r in runs])
-    scalars = fit_scalars(model, overhead, compute, latency)
-    fitted = predict_scalars(scalars, overhead, compute)
+    per_kind: dict[str, Any] | None = None
+    if model == "per-kind":
+        scalars, per_kind = fit_per_kind(overhead, by_kind, latency, layout.kinds)
+    else:
+        scalars = fit_scalars(model, overhead, by_kind.sum(axis=1), latency)
+    fitted = predict_kinds(scalars, overhead, by_kind, layout.kinds)
     report = {"model": model, "runs": len(runs),
-              "scalars": {"overhead": scalars.overhead, "compute": scalars.compute, "offset_ms": scalars.offset},
+              "scalars": {"overhead": scalars.overhead, "compute": scalars.compute, "offset_ms": scalars.offset,
+                          "compute_by_kind": dict(scalars.kinds)},
               "fit": _summary(fitted, latency), "prior": prior.report,
               "filled_resolutions": layout.filled, "source_resolutions": layout.served}
+    if per_kind is not None:
+        report["per_kind"] = per_kind
     src_meta = source.metadata
     metadata = make_metadata(
         device=device, batch=int(src_meta.get("batch") or 1), precision=str(src_meta.get("precision") or "fp32"),
