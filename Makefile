@@ -36,6 +36,8 @@ profiles: $(STAMP)
 	    rm -f $$dir/journal.jsonl $$dir/validation_journal.jsonl; \
 	    $(BIN)/hwnas profile --target $$target --space $$space $$res --threads 1 --validate 120 -o $$dir || exit 1; \
 	  done; \
+	  dir=device_profiles/$$target-1t-tiny-mbv3-int8; rm -f $$dir/journal.jsonl $$dir/validation_journal.jsonl; \
+	  $(BIN)/hwnas profile --target $$target --precision int8 --space tiny-mbv3 --threads 1 --validate 120 -o $$dir || exit 1; \
 	done
 
 clean:

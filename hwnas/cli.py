@@ -161,7 +161,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         return 0
     if not args.output:
         raise ValueError("profile needs -o DIR (or --bundle DIR / --adb SERIAL)")
-    target = get_target(args.target, args.threads)
+    target = get_target(args.target, args.threads, precision=args.precision)
     table = profile(space, target, args.output, resolutions=resolutions, protocol=protocol, passes=args.passes,
                     seed=args.seed)
     meta = table.metadata
@@ -191,7 +191,8 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     threads = args.threads or (meta.get("runtime") or {}).get("threads") or 1
     if not space_name or not target_name:
         raise ValueError(f"{args.dir}/lut.json does not name its space/target; pass --space and --target")
-    report = validate(get_space(space_name), get_target(target_name, int(threads)), args.dir, n=args.n,
+    precision = meta.get("precision") or "fp32"
+    report = validate(get_space(space_name), get_target(target_name, int(threads), precision=precision), args.dir, n=args.n,
                       resolutions=_parse_ints(args.resolutions), protocol=Protocol.quick() if args.quick else None,
                       passes=args.passes, seed=args.seed)
     _print_validation(report, args.dir)
@@ -290,6 +291,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         sampling=args.sampling, population=args.population, generations=args.generations, max_macs=args.max_macs,
         max_params=args.max_params, measured_accuracies=args.measured_accuracies, use_measured=not args.predictor_only,
         penalty=args.penalty, weight=args.weight, steps=args.steps, measure=args.measure, seed=args.seed,
+        precision=args.precision,
         device=args.device, extra={"argv": sys.argv[1:]},
     )
     results = run_search(options)
@@ -450,6 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--space", required=True, choices=list_spaces())
     prof.add_argument("--resolutions", help="comma-separated subset of the space's resolutions (default: all)")
     prof.add_argument("--threads", type=int, default=1, help="runtime threads, pinned (default 1)")
+    prof.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                      help="int8: every op quantised as export writes int8 files (ort-cpu QDQ, tflite full integer)")
     prof.add_argument("--passes", type=int, default=8, help="interleaved timing windows per op (default 8)")
     prof.add_argument("--seed", type=int, default=0)
     prof.add_argument("--quick", action="store_true", help="few runs per op: a smoke test, not a shipped LUT")
@@ -536,6 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--measure", action="store_true",
                         help="re-measure the found archs end to end here, on each LUT's own runtime and threads")
     search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                        help="the deployed model's precision: every --lut must price it (int8: `profile --precision int8`)")
     search.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     search.set_defaults(func=_cmd_search)
 

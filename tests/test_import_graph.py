@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "space": set(),                          # search spaces, archs, op signatures: pure Python
     "data": set(),                           # datasets, loaders, transforms
     "nn": {"_C", "atomic", "space"},         # the supernet and its modules
-    "formats": {"nn", "space"},              # ONNX / TFLite writers from the network IR
+    "formats": {"nn", "space", "atomic"},    # ONNX / TFLite writers from the network IR, int8 quantisers
     "latency": {"_C", "atomic", "journal", "plotting", "stats", "space", "nn", "formats", "hwnas"},
     "eval": {"data", "nn", "space", "formats"},  # evaluation data, preprocessing, subnet accuracy, torchrun helpers
     "train": {"eval", "data", "nn", "space", "atomic", "journal", "plotting"},

@@ -23,7 +23,7 @@ from ..latency.predictor import LatencyPredictor
 from ..latency.table import LatencyTable, device_name
 from .bundle import write_bundle
 from .files import FILE_NAMES, FORMATS, RUNTIMES, build_fp32, model_metadata
-from .quantize import TFLITE_MODES, quantize_onnx, quantize_tflite
+from ..formats.quantize import TFLITE_MODES, quantize_onnx, quantize_tflite
 from .subnet import PreparedSubnet, prepare_subnet
 from .timing import measure_reports, timing_spec
 from .verify import DEFAULT_ANCHORS, compare, reference
@@ -89,13 +89,15 @@ def resolve_arch(options: ExportOptions) -> tuple[str, Any, list[str]]:
 
 
 def default_luts(space_name: str) -> list[str]:
-    """The shipped calibrated profiles of this space for the local runtimes (ONNX → ort-cpu, TFLite → tflite)."""
-    return [str(p) for p in (REPO_PROFILES / f"{RUNTIMES[f]}-1t-{space_name}" / "lut.json" for f in FORMATS)
-            if p.is_file()]
+    """The shipped calibrated profiles of this space for the local runtimes (ONNX → ort-cpu, TFLite → tflite),
+    fp32 and, where shipped, int8 (``…-int8``: they price the int8 files)."""
+    folders = [f"{RUNTIMES[f]}-1t-{space_name}{suffix}" for suffix in ("", "-int8") for f in FORMATS]
+    return [str(p) for p in (REPO_PROFILES / folder / "lut.json" for folder in folders) if p.is_file()]
 
 
-def _pricing(subnet: PreparedSubnet, lut_paths: list[str]) -> tuple[dict[str, float], dict[str, str], dict[str, dict]]:
-    """Predicted latency of the arch per LUT, the LUT ids, and per runtime target the LUT that prices it."""
+def _pricing(subnet: PreparedSubnet, lut_paths: list[str]) -> tuple[dict[str, float], dict[str, str], dict[tuple[str, str], dict]]:
+    """Predicted latency of the arch per LUT, the LUT ids, and per (runtime target, precision) the LUT that prices
+    it (the first given)."""
     predicted, ids, by_target = {}, {}, {}
     for path in lut_paths:
         table = LatencyTable.load(path)
@@ -103,10 +105,10 @@ def _pricing(subnet: PreparedSubnet, lut_paths: list[str]) -> tuple[dict[str, fl
         predicted[name] = float(LatencyPredictor(subnet.space, table).predict_one(subnet.arch))
         ids[name] = lut_id(path)
         meta = table.metadata
-        target = meta.get("target")
-        if target and target not in by_target:
+        target, precision = meta.get("target"), meta.get("precision") or "fp32"
+        if target and (target, precision) not in by_target:
             threads = int((meta.get("runtime") or {}).get("threads") or 1)
-            by_target[target] = {"lut_id": ids[name], "predicted_ms": predicted[name], "threads": threads,
+            by_target[(target, precision)] = {"lut_id": ids[name], "predicted_ms": predicted[name], "threads": threads,
                                  "path": str(path), "target": target}
     return predicted, ids, by_target
 
@@ -160,11 +162,15 @@ def export(options: ExportOptions) -> dict[str, Any]:
         data = path.read_bytes()
         precision = "fp32" if not int8 else "int8" if fmt == "onnx" or options.tflite_int8 == "static" else "int8-dynamic"
         entry: dict[str, Any] = {"file": path.name, "size_bytes": len(data), "precision": precision}
-        pricing = by_target.get(RUNTIMES[fmt])
-        entry["predicted_latency_ms"] = None if pricing is None or int8 else round(pricing["predicted_ms"], 4)
+        fp32_pricing = by_target.get((RUNTIMES[fmt], "fp32"))
+        pricing = by_target.get((RUNTIMES[fmt], precision))  # an int8 file is priced by an int8 LUT only
+        entry["predicted_latency_ms"] = None if pricing is None else round(pricing["predicted_ms"], 4)
         if pricing is not None:
-            entry["lut"] = pricing["lut_id"] if not int8 else f"{pricing['lut_id']} (fp32 LUT: not a prediction for int8)"
-        entry["timing"] = timing_spec(fmt, subnet.resolution, pricing, int8)
+            entry["lut"] = pricing["lut_id"]
+        elif fp32_pricing is not None:
+            entry["lut"] = f"{fp32_pricing['lut_id']} (fp32 LUT: not a prediction for {precision})"
+        entry["timing"] = timing_spec(fmt, subnet.resolution, fp32_pricing if not int8 else pricing or fp32_pricing,
+                                      int8)
         if ref is not None:
             limit = options.int8_test_images if int8 else None
             entry.update(compare(str(path), ref, int8, options.numeric_images, options.agreement_images, threads,

@@ -34,7 +34,8 @@ def _header(space: SearchSpace, target: Target, resolutions: list[int], protocol
     runtime = target.describe()
     return {"space": space.name, "space_hash": space.content_hash, "target": target.name,
             "runtime_version": runtime.get("version"), "threads": target.threads, "resolutions": resolutions,
-            "protocol": protocol.describe(), "passes": passes, "seed": seed, "speed_reference": reference.key}
+            "protocol": protocol.describe(), "passes": passes, "seed": seed, "speed_reference": reference.key,
+            "precision": target.precision}
 
 
 def windows_by_key(journal: Journal, keys: Sequence[str] | dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -133,7 +134,7 @@ def profile(
     table = table_from_records(records, make_metadata(
         device=host_start["cpu"] if target.name != "torch-cuda" else target.describe().get("device", "gpu"),
         runtime=target.describe(),
-        precision="fp32",
+        precision=target.precision,
         batch=1,
         protocol={**protocol.describe(), "passes": passes, "order": f"random per pass (seed {seed})",
                   "combine": "per entry, its fastest window, after timing again entries without a window in the "

@@ -85,7 +85,8 @@ def measure_subnets_with_speed(space: SearchSpace, target: Target, archs: list[A
     reference, reference_seed = ref.reference_signature(signatures)
     header = {"space_hash": space.content_hash, "target": target.name, "runtime_version": target.describe().get("version"),
               "threads": target.threads, "resolutions": resolutions, "protocol": protocol.describe(),
-              "passes": passes, "seed": seed, "archs": [a.to_dict() for a in archs], "speed_reference": reference.key}
+              "passes": passes, "seed": seed, "archs": [a.to_dict() for a in archs], "speed_reference": reference.key,
+              "precision": target.precision}
     journal = Journal(journal_path, header)
     keys = [a.to_json() for a in archs]
     index_of = {key: i for i, key in enumerate(keys)}
@@ -156,6 +157,10 @@ def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 1
         raise ValueError(f"n={n}: validation needs at least 10 subnets (half fit, half held out)")
     lut_dir = Path(lut_dir)
     table = LatencyTable.load(lut_dir / "lut.json")
+    lut_precision = table.metadata.get("precision") or "fp32"
+    if lut_precision != target.precision:
+        raise ValueError(f"{lut_dir / 'lut.json'} prices {lut_precision} ops; validating it on {target.precision} "
+                         f"subnets would mix precisions (pass the target at precision {lut_precision!r})")
     served = LatencyPredictor(space, table).served_resolutions
     resolutions = served if resolutions is None else [int(r) for r in resolutions]
     outside = sorted(set(resolutions) - set(served))

@@ -57,6 +57,7 @@ class SearchOptions:
     weight: float = 5.0
     steps: int = 300
     measure: bool = False                # re-measure the found archs end to end on each LUT's own runtime, here
+    precision: str = "fp32"              # what the deployed model computes in: every LUT must price that precision
     check_holdout: bool = True           # measure each found arch's holdout accuracy (off: the caller measures it)
     seed: int = 0
     device: str = "auto"
@@ -91,6 +92,15 @@ def _check(options: SearchOptions) -> None:
         raise ValueError(f"penalty={options.penalty!r}; choose one of {list(PENALTIES)}")
 
 
+def check_precision(latency: dict[str, LatencyPredictor], paths: dict[str, str], precision: str) -> None:
+    """Every LUT prices ``precision``: an int8 deployment searched with fp32 costs (or the reverse) is refused."""
+    for name, predictor in latency.items():
+        priced = predictor.table.metadata.get("precision") or "fp32"
+        if priced != precision:
+            raise ValueError(f"{paths[name]} prices {priced} ops but the search is for {precision} "
+                             f"(--precision {precision} needs LUTs profiled with `hwnas profile --precision {precision}`)")
+
+
 def run_search(options: SearchOptions) -> dict[str, Any]:
     """The whole job; returns what ``results.json`` holds."""
     _check(options)
@@ -105,6 +115,7 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
         if len(set(names)) != len(names):
             raise ValueError(f"two LUTs share the device name in {names}; give them distinct folders or file names")
         latency = {name: LatencyPredictor(space, LatencyTable.load(lut)) for name, lut in zip(names, options.luts)}
+        check_precision(latency, dict(zip(names, options.luts)), options.precision)
         budgets = {name: list(b) for name, b in zip(names, options.budgets_ms) if b}
         predictor, measured = _accuracy_predictor(options, out, supernet, data, missing, launch.rank,
                                                   launch.world_size)
@@ -176,7 +187,7 @@ def _measure_latency(found: list[dict[str, Any]], latency: dict[str, LatencyPred
         if target_name not in target_names():
             print(f"[search] {name}: profiled on {target_name or 'another machine'}; not re-measured here")
             continue
-        target = get_target(target_name, int(threads))
+        target = get_target(target_name, int(threads), precision=meta.get("precision") or "fp32")
         # per found arch, the validation subnets nearest to its predicted latency (drift differs with size)
         subnets = validation_subnets(predictor.space, lut_paths[name])
         anchor_sets = [validation_anchors(predictor.space, subnets, entry["latency_ms"][name]) for entry in found]

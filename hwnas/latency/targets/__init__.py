@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .base import BuiltModel, Runner, Target, host_description
+from .base import PRECISIONS, BuiltModel, Runner, Target, host_description
 
 _TARGETS = {
     "ort-cpu": ("hwnas.latency.targets.ort_cpu", "OrtCpuTarget"),
@@ -23,13 +23,16 @@ def target_class(name: str) -> type[Target]:
     return getattr(import_module(module), attr)
 
 
-def get_target(name: str, threads: int = 1) -> Target:
-    """An instance of target ``name``; raises RuntimeError saying why when it cannot run here."""
+def get_target(name: str, threads: int = 1, precision: str = "fp32") -> Target:
+    """An instance of target ``name`` measuring ``precision`` models; raises RuntimeError saying why when it
+    cannot run here, ValueError for a precision it has no models for."""
     cls = target_class(name)
     reason = cls.unavailable_reason()
     if reason:
         raise RuntimeError(f"target {name!r} cannot run here: {reason}")
-    return cls(threads=threads)
+    if precision == "fp32":
+        return cls(threads=threads)
+    return cls(threads=threads, precision=precision)  # type: ignore[call-arg]
 
 
-__all__ = ["BuiltModel", "Runner", "Target", "get_target", "target_class", "target_names", "host_description"]
+__all__ = ["PRECISIONS", "BuiltModel", "Runner", "Target", "get_target", "target_class", "target_names", "host_description"]

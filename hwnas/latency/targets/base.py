@@ -49,15 +49,37 @@ class Runner(abc.ABC):
         self.close()
 
 
+PRECISIONS = ("fp32", "int8")
+CALIBRATION_SAMPLES = 8  # seeded random inputs that set an int8 model's ranges (see calibration_inputs)
+
+
+def calibration_inputs(shape_nchw: tuple[int, ...], seed: int) -> np.ndarray:
+    """``CALIBRATION_SAMPLES`` seeded standard-normal NCHW inputs for quantising a model that is only timed.
+
+    Latency does not depend on where the ranges fall: the quantised graph, its kernels and shapes are the
+    same as those of a file calibrated on training images (export); only scales and zero points differ."""
+    return np.random.default_rng(seed).standard_normal((CALIBRATION_SAMPLES, *shape_nchw[1:])).astype(np.float32)
+
+
 class Target(abc.ABC):
-    """A runtime on this machine that latency can be measured on (``ort-cpu``, ``tflite``, ``torch-cuda``)."""
+    """A runtime on this machine that latency can be measured on (``ort-cpu``, ``tflite``, ``torch-cuda``).
+
+    ``precision`` is what its models compute in: ``fp32``, or ``int8`` (each op and subnet quantised as export
+    quantises it) where the target supports it (``supports_int8``)."""
 
     name: ClassVar[str]
+    supports_int8: ClassVar[bool] = False
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, precision: str = "fp32") -> None:
         if threads < 1:
             raise ValueError(f"threads={threads} must be >= 1 (pin the thread count explicitly)")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}; choose one of {list(PRECISIONS)}")
+        if precision == "int8" and not self.supports_int8:
+            raise ValueError(f"target {self.name!r} has no int8 models; int8 is profiled on "
+                             "ort-cpu (QDQ) and tflite (full integer)")
         self.threads = threads
+        self.precision = precision
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

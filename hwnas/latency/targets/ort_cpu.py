@@ -24,7 +24,7 @@ from torch import nn
 
 from ...formats.onnx_writer import OPSET, module_to_onnx
 from ...space import OpSignature
-from .base import BuiltModel, Runner, Target, static_op
+from .base import BuiltModel, Runner, Target, calibration_inputs, static_op
 
 PROVIDER = "CPUExecutionProvider"
 
@@ -80,12 +80,15 @@ class OrtCpuTarget(Target):
     """onnxruntime on the CPU: ORT_ENABLE_ALL, ``threads`` intra-op threads, 1 inter-op, sequential.
 
     ``spinning`` sets ``session.intra_op.allow_spinning`` (see ``DEFAULT_SPINNING`` for why it is off).
+    ``precision="int8"``: every model is quantised as export quantises ONNX (``formats.quantize.onnx_int8``:
+    QDQ, uint8 activations, per-channel int8 weights), float input and output.
     """
 
     name = "ort-cpu"
+    supports_int8 = True
 
-    def __init__(self, threads: int = 1, spinning: bool = DEFAULT_SPINNING) -> None:
-        super().__init__(threads)
+    def __init__(self, threads: int = 1, spinning: bool = DEFAULT_SPINNING, precision: str = "fp32") -> None:
+        super().__init__(threads, precision)
         self.spinning = bool(spinning)
 
     @classmethod
@@ -109,23 +112,34 @@ class OrtCpuTarget(Target):
         return {
             "name": "onnxruntime", "version": ort.__version__, "provider": PROVIDER, "threads": self.threads,
             "inter_op_threads": 1, "execution_mode": "sequential", "graph_optimization": "all",
-            "intra_op_spinning": self.spinning, "opset": OPSET, "precision": "fp32", "layout": "NCHW",
+            "intra_op_spinning": self.spinning, "opset": OPSET, "precision": self.precision, "layout": "NCHW",
             "timing": "perf_counter_ns around run_with_iobinding",
+            **({"quantization": "onnxruntime quantize_static, QDQ, uint8 activations, per-channel int8 weights, "
+                                "float input/output (as export writes ONNX int8)"} if self.precision == "int8" else {}),
         }
+
+    def _precision(self, payload: bytes, shape: tuple[int, ...], seed: int) -> bytes:
+        if self.precision == "fp32":
+            return payload
+        from ...formats.quantize import onnx_int8
+
+        return onnx_int8(payload, calibration_inputs(shape, seed))
 
     def build_op(self, signature: OpSignature, seed: int = 0) -> BuiltModel:
         """One op (``static_op``: the same seeded weights and BN statistics every target profiles), batch 1."""
         shape = (1, signature.in_c, signature.in_hw, signature.in_hw)
         metadata = {"hwnas.kind": "op", "hwnas.signature": signature.key, "hwnas.seed": str(seed)}
         payload = module_to_onnx(static_op(signature, seed), shape, metadata=metadata, dynamic_batch=False)
-        return BuiltModel(payload=payload, input_shape=shape, suffix=".onnx", info={"key": signature.key})
+        return BuiltModel(payload=self._precision(payload, shape, seed), input_shape=shape, suffix=".onnx",
+                          info={"key": signature.key})
 
     def build_subnet(self, subnet: nn.Module, resolution: int) -> BuiltModel:
         """The subnet with its own weights and statistics (not modified); batch 1, ``resolution`` px."""
         shape = (1, 3, int(resolution), int(resolution))
         metadata = {"hwnas.kind": "subnet", "hwnas.resolution": str(int(resolution))}
         payload = module_to_onnx(subnet, shape, metadata=metadata, dynamic_batch=False)
-        return BuiltModel(payload=payload, input_shape=shape, suffix=".onnx", info={"resolution": int(resolution)})
+        return BuiltModel(payload=self._precision(payload, shape, int(resolution)), input_shape=shape, suffix=".onnx",
+                          info={"resolution": int(resolution)})
 
     def runner(self, model: BuiltModel) -> Runner:
         return OrtRunner(model.payload, self.session_options(), model.input_shape)

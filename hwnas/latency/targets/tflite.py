@@ -19,7 +19,7 @@ from torch import nn
 from ...formats.tflite_writer import module_to_tflite
 from ...space import OpSignature
 from ..remote.litert_runner import LiteRTRunner
-from .base import BuiltModel, Runner, Target, static_op
+from .base import BuiltModel, Runner, Target, calibration_inputs, static_op
 
 RUNTIME_NAME = "litert"
 
@@ -36,12 +36,18 @@ def _litert_version() -> str:
 
 
 class TfliteTarget(Target):
-    """LiteRT's interpreter on this CPU; XNNPACK unless ``xnnpack=False`` (the builtin kernels, for comparison)."""
+    """LiteRT's interpreter on this CPU; XNNPACK unless ``xnnpack=False`` (the builtin kernels, for comparison).
+
+    ``precision="int8"``: full-integer models, quantised as export quantises static TFLite (h-swish as
+    ADD/MUL, ai-edge-quantizer ``static_wi8_ai8``): int8 input and output, so an op is timed as it runs
+    inside an int8 subnet, between int8 neighbours.
+    """
 
     name = "tflite"
+    supports_int8 = True
 
-    def __init__(self, threads: int = 1, xnnpack: bool = True) -> None:
-        super().__init__(threads)
+    def __init__(self, threads: int = 1, xnnpack: bool = True, precision: str = "fp32") -> None:
+        super().__init__(threads, precision)
         reason = self.unavailable_reason()
         if reason:
             raise RuntimeError(f"tflite target unavailable: {reason}")
@@ -58,21 +64,32 @@ class TfliteTarget(Target):
     def describe(self) -> dict[str, Any]:
         return {"name": RUNTIME_NAME, "version": _litert_version(),
                 "provider": "XNNPACK" if self.xnnpack else "builtin (no delegate)", "threads": self.threads,
-                "precision": "fp32", "layout": "NHWC", "batch": 1, "timer": "time.perf_counter_ns around the native Invoke",
+                "precision": self.precision, "layout": "NHWC", "batch": 1, "timer": "time.perf_counter_ns around the native Invoke",
                 "format": "hwnas tflite_writer (schema v3)",
-                "caveat": "each timed run includes LiteRT's per-invoke overhead (sub-µs per model)"}
+                "caveat": "each timed run includes LiteRT's per-invoke overhead (sub-µs per model)",
+                **({"quantization": "full integer (ai-edge-quantizer static_wi8_ai8, h-swish as ADD/MUL), "
+                                    "int8 input/output (as export writes static TFLite)"}
+                   if self.precision == "int8" else {})}
+
+    def _write(self, module: nn.Module, shape_nchw: tuple[int, ...], seed: int) -> bytes:
+        if self.precision == "fp32":
+            return module_to_tflite(module, shape_nchw)
+        from ...formats.quantize import tflite_int8
+
+        fp32 = module_to_tflite(module, shape_nchw, decompose_hard_swish=True)
+        return tflite_int8(fp32, calibration_inputs(shape_nchw, seed).transpose(0, 2, 3, 1), mode="static")
 
     def build_op(self, signature: OpSignature, seed: int = 0) -> BuiltModel:
         op = static_op(signature, seed)
         shape_nchw = (1, signature.in_c, signature.in_hw, signature.in_hw)
-        return BuiltModel(module_to_tflite(op, shape_nchw), (1, signature.in_hw, signature.in_hw, signature.in_c),
+        return BuiltModel(self._write(op, shape_nchw, seed), (1, signature.in_hw, signature.in_hw, signature.in_c),
                           ".tflite", {"key": signature.key})
 
     def build_subnet(self, subnet: nn.Module, resolution: int) -> BuiltModel:
         if subnet.training:
             subnet = subnet.eval()
-        return BuiltModel(module_to_tflite(subnet, (1, 3, resolution, resolution)), (1, resolution, resolution, 3),
-                          ".tflite", {"resolution": resolution})
+        return BuiltModel(self._write(subnet, (1, 3, resolution, resolution), resolution),
+                          (1, resolution, resolution, 3), ".tflite", {"resolution": resolution})
 
     def runner(self, model: BuiltModel) -> TfliteRunner:
         return TfliteRunner(model.payload, threads=self.threads, xnnpack=self.xnnpack)

@@ -11,6 +11,9 @@
   in the tensor details, which the bundle's ``run.py`` applies). The hwnas metadata of the fp32 file is carried.
 
 Both take float calibration batches already normalised and resized exactly as inference will see them.
+``onnx_int8`` / ``tflite_int8`` return the quantised bytes (the latency profiler quantises one op at a time,
+``hwnas profile --precision int8``); ``quantize_onnx`` / ``quantize_tflite`` write them atomically (export).
+A format-level module: export and the latency layer both use it.
 """
 from __future__ import annotations
 
@@ -26,11 +29,13 @@ import numpy as np
 from ..atomic import write_bytes_atomic
 
 
-def _check_calibration(images: np.ndarray, layout: str) -> np.ndarray:
+def _check_calibration(images: np.ndarray, layout: str, channels: int | None = 3) -> np.ndarray:
+    """A float32 ``layout`` batch; ``channels`` None accepts any channel count (an op's input, not images)."""
     images = np.ascontiguousarray(images, dtype=np.float32)
     channel_axis = 1 if layout == "NCHW" else 3
-    if images.ndim != 4 or images.shape[channel_axis] != 3 or len(images) == 0:
-        raise ValueError(f"calibration images must be a non-empty {layout} batch with 3 channels; got {images.shape}")
+    if images.ndim != 4 or len(images) == 0 or (channels is not None and images.shape[channel_axis] != channels):
+        raise ValueError(f"calibration images must be a non-empty {layout} batch with {channels or 'any number of'} "
+                         f"channels; got {images.shape}")
     if not np.isfinite(images).all():
         raise ValueError("calibration images contain NaN or infinity")
     return images
@@ -54,7 +59,12 @@ class _Batches:
 
 
 def quantize_onnx(fp32: bytes, calibration_nchw: np.ndarray, out: str | os.PathLike[str]) -> Path:
-    """int8 QDQ ONNX of ``fp32`` (model bytes) calibrated on ``calibration_nchw``; written atomically to ``out``.
+    """:func:`onnx_int8` of ``fp32`` calibrated on images (``calibration_nchw``), written atomically to ``out``."""
+    return write_bytes_atomic(out, onnx_int8(fp32, _check_calibration(calibration_nchw, "NCHW")))
+
+
+def onnx_int8(fp32: bytes, calibration_nchw: np.ndarray) -> bytes:
+    """int8 QDQ ONNX of ``fp32`` (model bytes) calibrated on ``calibration_nchw`` (NCHW float batches).
 
     Activation ranges are the 99.999th percentile of the calibration activations, not their min/max: on the
     quick CIFAR-10 supernet, 3 subnets, 500 test images, top-1 agreement with fp32 went 0.974/0.982/0.986
@@ -64,7 +74,7 @@ def quantize_onnx(fp32: bytes, calibration_nchw: np.ndarray, out: str | os.PathL
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    images = _check_calibration(calibration_nchw, "NCHW")
+    images = _check_calibration(calibration_nchw, "NCHW", channels=None)
     model = onnx.load_from_string(fp32)
     input_name = model.graph.input[0].name
     batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
@@ -74,17 +84,18 @@ def quantize_onnx(fp32: bytes, calibration_nchw: np.ndarray, out: str | os.PathL
         source.write_bytes(fp32)
         prepared = Path(tmp) / "prepared.onnx"  # shape inference + graph cleanup, as onnxruntime recommends
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(target), _Batches(input_name, images, batch), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.Percentile,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
-                                       "CalibPercentile": ONNX_CALIB_PERCENTILE})
+        with contextlib.redirect_stdout(io.StringIO()):  # the percentile calibrator prints its histogram setup
+            quantize_static(str(prepared), str(target), _Batches(input_name, images, batch), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.Percentile,
+                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                                           "CalibPercentile": ONNX_CALIB_PERCENTILE})
         quantized = onnx.load(str(target))
     props = {p.key: p.value for p in model.metadata_props}
     props["hwnas.precision"] = (f"int8 (onnxruntime quantize_static, QDQ, uint8 activations, per-channel int8 weights, "
                                 f"activation ranges at the {ONNX_CALIB_PERCENTILE}th percentile)")
     onnx.helper.set_model_props(quantized, props)
-    return write_bytes_atomic(out, quantized.SerializeToString())
+    return quantized.SerializeToString()
 
 
 TFLITE_MODES = {
@@ -96,6 +107,12 @@ TFLITE_MODES = {
 
 def quantize_tflite(fp32: bytes, calibration_nhwc: np.ndarray, out: str | os.PathLike[str],
                     metadata: Mapping[str, str] | None = None, mode: str = "dynamic") -> Path:
+    """:func:`tflite_int8` of ``fp32`` calibrated on images (``calibration_nhwc``), written atomically to ``out``."""
+    return write_bytes_atomic(out, tflite_int8(fp32, _check_calibration(calibration_nhwc, "NHWC"), metadata, mode))
+
+
+def tflite_int8(fp32: bytes, calibration_nhwc: np.ndarray, metadata: Mapping[str, str] | None = None,
+                mode: str = "dynamic") -> bytes:
     """int8 TFLite of ``fp32`` (flatbuffer bytes; batch 1) via ai-edge-quantizer.
 
     ``static`` is full integer (what integer-only NPUs need), calibrated image by image on ``calibration_nhwc``;
@@ -112,7 +129,7 @@ def quantize_tflite(fp32: bytes, calibration_nhwc: np.ndarray, out: str | os.Pat
     except ImportError as error:
         raise RuntimeError("int8 TFLite needs ai-edge-quantizer (pip install ai-edge-quantizer); "
                            f"import failed: {error}") from error
-    images = _check_calibration(calibration_nhwc, "NHWC")
+    images = _check_calibration(calibration_nhwc, "NHWC", channels=None)
     recipe_name, description = TFLITE_MODES[mode]
     with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as tmp:
         source, target = Path(tmp) / "fp32.tflite", Path(tmp) / "int8.tflite"
@@ -128,8 +145,8 @@ def quantize_tflite(fp32: bytes, calibration_nhwc: np.ndarray, out: str | os.Pat
                 result = engine.quantize()
             result.export_model(str(target), overwrite=True)
         data = target.read_bytes()
-    from ..formats.tflite_writer import read_tflite_metadata, with_metadata
+    from .tflite_writer import read_tflite_metadata, with_metadata
 
     carried = {**read_tflite_metadata(data), **(metadata or {}),
                "hwnas.precision": f"int8 ({description}; ai-edge-quantizer {recipe_name})"}
-    return write_bytes_atomic(out, with_metadata(data, carried))
+    return with_metadata(data, carried)
