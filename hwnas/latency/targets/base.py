@@ -69,6 +69,7 @@ class Target(abc.ABC):
 
     name: ClassVar[str]
     supports_int8: ClassVar[bool] = False
+    precision: str = "fp32"  # set per instance; the remote bundle/adb builders skip __init__ and build fp32
 
     def __init__(self, threads: int = 1, precision: str = "fp32") -> None:
         if threads < 1:
