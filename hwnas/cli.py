@@ -185,14 +185,15 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     from .latency.targets import get_target
     from .latency.validate import validate
 
-    meta = LatencyTable.load(Path(args.dir) / "lut.json").metadata
+    table = LatencyTable.load(Path(args.dir) / "lut.json")
+    meta = table.metadata
     space_name = args.space or meta.get("space")
     target_name = args.target or meta.get("target")
     threads = args.threads or (meta.get("runtime") or {}).get("threads") or 1
     if not space_name or not target_name:
         raise ValueError(f"{args.dir}/lut.json does not name its space/target; pass --space and --target")
-    precision = meta.get("precision") or "fp32"
-    report = validate(get_space(space_name), get_target(target_name, int(threads), precision=precision), args.dir, n=args.n,
+    report = validate(get_space(space_name), get_target(target_name, int(threads), precision=table.precision), args.dir,
+                      n=args.n,
                       resolutions=_parse_ints(args.resolutions), protocol=Protocol.quick() if args.quick else None,
                       passes=args.passes, seed=args.seed)
     _print_validation(report, args.dir)

@@ -105,7 +105,7 @@ def _pricing(subnet: PreparedSubnet, lut_paths: list[str]) -> tuple[dict[str, fl
         predicted[name] = float(LatencyPredictor(subnet.space, table).predict_one(subnet.arch))
         ids[name] = lut_id(path)
         meta = table.metadata
-        target, precision = meta.get("target"), meta.get("precision") or "fp32"
+        target, precision = meta.get("target"), table.precision
         if target and (target, precision) not in by_target:
             threads = int((meta.get("runtime") or {}).get("threads") or 1)
             by_target[(target, precision)] = {"lut_id": ids[name], "predicted_ms": predicted[name], "threads": threads,
@@ -169,8 +169,7 @@ def export(options: ExportOptions) -> dict[str, Any]:
             entry["lut"] = pricing["lut_id"]
         elif fp32_pricing is not None:
             entry["lut"] = f"{fp32_pricing['lut_id']} (fp32 LUT: not a prediction for {precision})"
-        entry["timing"] = timing_spec(fmt, subnet.resolution, fp32_pricing if not int8 else pricing or fp32_pricing,
-                                      int8)
+        entry["timing"] = timing_spec(fmt, subnet.resolution, pricing or fp32_pricing, int8)
         if ref is not None:
             limit = options.int8_test_images if int8 else None
             entry.update(compare(str(path), ref, int8, options.numeric_images, options.agreement_images, threads,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ MODELS: dict[str, tuple[str, ...]] = {
     "per-kind": ("overhead", "compute", "offset"),  # + per-kind β, shrunk toward β (validated, not free unknowns)
 }
 MIN_RUNS = {name: len(terms) + 1 for name, terms in MODELS.items()}  # one spare run beyond the unknowns
+SHARED_MODEL = "overhead+compute+offset"  # one β for every kind: what per-kind corrections must beat
 PER_KIND_MIN_RUNS = 6  # below this, leave-one-out cannot judge the per-kind corrections: they stay off
 PER_KIND_LAMBDAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # shrinkage toward one β, in unit-norm columns
 PER_KIND_GAIN = 0.8  # corrections are kept only when they cut the leave-one-out RMSPE to ≤ 80% of one β's
@@ -375,12 +376,9 @@ def _solve_kinds(overhead: np.ndarray, by_kind: np.ndarray, latency: np.ndarray,
     return Scalars(float(x[k]), base.compute, float(x[k + 1]), {name: float(b) for name, b in zip(kinds, betas)})
 
 
-def _loo_rmspe(fit: Any, latency: np.ndarray) -> float:
-    """Leave-one-out RMSPE (%) of ``fit(train_mask) -> predict(i)`` over the runs."""
-    errors = []
-    for i in range(len(latency)):
-        train = np.arange(len(latency)) != i
-        errors.append(fit(train)(i) / latency[i] - 1)
+def _loo_rmspe(held_out: Callable[[int], float], latency: np.ndarray) -> float:
+    """Leave-one-out RMSPE (%) over the runs; ``held_out(i)`` predicts run ``i`` from a fit without it."""
+    errors = [held_out(i) / latency[i] - 1 for i in range(len(latency))]
     return 100 * float(np.sqrt(np.mean(np.square(errors))))
 
 
@@ -394,25 +392,21 @@ def fit_per_kind(overhead: np.ndarray, compute_by_kind: np.ndarray, latency: np.
     RMSPE. On HELP's noisy batch-1 GPU runs they are (rightly) rejected almost always; on onnxruntime →
     TFLite they are kept and cut RMSPE from 25% to 7.5% (docs/adapt.md)."""
     total = compute_by_kind.sum(axis=1)
-    base = fit_scalars("overhead+compute+offset", overhead, total, latency)
+    base = fit_scalars(SHARED_MODEL, overhead, total, latency)
     report: dict[str, Any] = {"used": False}
     if len(latency) < PER_KIND_MIN_RUNS:
         report["why"] = f"{len(latency)} runs: per-kind corrections need ≥ {PER_KIND_MIN_RUNS} to be validated"
         return base, report
+    folds = [np.arange(len(latency)) != i for i in range(len(latency))]  # fold i leaves run i out
+    fold_bases = [fit_scalars(SHARED_MODEL, overhead[t], total[t], latency[t]) for t in folds]  # once, for every λ
 
-    def shared(train: np.ndarray) -> Any:
-        s = fit_scalars("overhead+compute+offset", overhead[train], total[train], latency[train])
-        return lambda i: float(predict_scalars(s, overhead[i:i + 1], total[i:i + 1])[0])
+    def corrected(shrink: float, i: int) -> float:
+        t = folds[i]
+        s = _solve_kinds(overhead[t], compute_by_kind[t], latency[t], shrink, fold_bases[i], kinds)
+        return float(predict_kinds(s, overhead[i:i + 1], compute_by_kind[i:i + 1], kinds)[0])
 
-    def corrected(shrink: float) -> Any:
-        def fit(train: np.ndarray) -> Any:
-            b = fit_scalars("overhead+compute+offset", overhead[train], total[train], latency[train])
-            s = _solve_kinds(overhead[train], compute_by_kind[train], latency[train], shrink, b, kinds)
-            return lambda i: float(predict_kinds(s, overhead[i:i + 1], compute_by_kind[i:i + 1], kinds)[0])
-        return fit
-
-    loo_shared = _loo_rmspe(shared, latency)
-    loo = {shrink: _loo_rmspe(corrected(shrink), latency) for shrink in PER_KIND_LAMBDAS}
+    loo_shared = _loo_rmspe(lambda i: float(predict_scalars(fold_bases[i], overhead[i], total[i])), latency)
+    loo = {shrink: _loo_rmspe(lambda i, s=shrink: corrected(s, i), latency) for shrink in PER_KIND_LAMBDAS}
     best = min(loo, key=loo.__getitem__)
     report.update(loo_rmspe_pct={"shared": loo_shared, "per_kind": loo[best]}, shrink=best)
     if not loo[best] <= PER_KIND_GAIN * loo_shared:
@@ -502,7 +496,7 @@ def adapt(space: SearchSpace, source: LatencyTable, runs: Sequence[Run], prior_r
         report["per_kind"] = per_kind
     src_meta = source.metadata
     metadata = make_metadata(
-        device=device, batch=int(src_meta.get("batch") or 1), precision=str(src_meta.get("precision") or "fp32"),
+        device=device, batch=int(src_meta.get("batch") or 1), precision=source.precision,
         protocol={"kind": "few-shot adaptation (hwnas lut adapt)", "runs": len(runs)}, space_hash=space.content_hash,
         space=space.name,
         adapted={"from": source.source or "(in memory)", "from_device": src_meta.get("device"),

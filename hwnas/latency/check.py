@@ -69,7 +69,7 @@ def check_lut(lut_path: str | Path, ops: int = DEFAULT_OPS, passes: int = DEFAUL
     if missing:
         raise KeyError(f"{lut_path}: lacks the entries {missing} this check times")
     target = get_target(target_name, int((meta.get("runtime") or {}).get("threads") or 1),
-                        precision=meta.get("precision") or "fp32")  # the reference is timed as the LUT timed it
+                        precision=table.precision)  # the reference is timed as the LUT timed it
     protocol = protocol or Protocol()
     runners = [target.runner(target.build_op(s, seed=signatures.index(s))) for s in chosen]
     windows: list[list[dict[str, Any]]] = [[] for _ in chosen]

@@ -124,6 +124,11 @@ class LatencyTable:
         self.metadata = {**self._metadata, **fields}
 
     @property
+    def precision(self) -> str:
+        """What the entries price, ``fp32`` or ``int8``; a table that does not say (imported, older) prices fp32."""
+        return str(self._metadata.get("precision") or "fp32")
+
+    @property
     def calibration(self) -> dict[str, Any] | None:
         return self.metadata.get("calibration")
 

@@ -157,10 +157,9 @@ def validate(space: SearchSpace, target: Target, lut_dir: str | Path, n: int = 1
         raise ValueError(f"n={n}: validation needs at least 10 subnets (half fit, half held out)")
     lut_dir = Path(lut_dir)
     table = LatencyTable.load(lut_dir / "lut.json")
-    lut_precision = table.metadata.get("precision") or "fp32"
-    if lut_precision != target.precision:
-        raise ValueError(f"{lut_dir / 'lut.json'} prices {lut_precision} ops; validating it on {target.precision} "
-                         f"subnets would mix precisions (pass the target at precision {lut_precision!r})")
+    if table.precision != target.precision:
+        raise ValueError(f"{lut_dir / 'lut.json'} prices {table.precision} ops; validating it on {target.precision} "
+                         f"subnets would mix precisions (pass the target at precision {table.precision!r})")
     served = LatencyPredictor(space, table).served_resolutions
     resolutions = served if resolutions is None else [int(r) for r in resolutions]
     outside = sorted(set(resolutions) - set(served))

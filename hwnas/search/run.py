@@ -95,7 +95,7 @@ def _check(options: SearchOptions) -> None:
 def check_precision(latency: dict[str, LatencyPredictor], paths: dict[str, str], precision: str) -> None:
     """Every LUT prices ``precision``: an int8 deployment searched with fp32 costs (or the reverse) is refused."""
     for name, predictor in latency.items():
-        priced = predictor.table.metadata.get("precision") or "fp32"
+        priced = predictor.table.precision
         if priced != precision:
             raise ValueError(f"{paths[name]} prices {priced} ops but the search is for {precision} "
                              f"(--precision {precision} needs LUTs profiled with `hwnas profile --precision {precision}`)")
@@ -187,7 +187,7 @@ def _measure_latency(found: list[dict[str, Any]], latency: dict[str, LatencyPred
         if target_name not in target_names():
             print(f"[search] {name}: profiled on {target_name or 'another machine'}; not re-measured here")
             continue
-        target = get_target(target_name, int(threads), precision=meta.get("precision") or "fp32")
+        target = get_target(target_name, int(threads), precision=predictor.table.precision)
         # per found arch, the validation subnets nearest to its predicted latency (drift differs with size)
         subnets = validation_subnets(predictor.space, lut_paths[name])
         anchor_sets = [validation_anchors(predictor.space, subnets, entry["latency_ms"][name]) for entry in found]

@@ -30,9 +30,7 @@ def get_target(name: str, threads: int = 1, precision: str = "fp32") -> Target:
     reason = cls.unavailable_reason()
     if reason:
         raise RuntimeError(f"target {name!r} cannot run here: {reason}")
-    if precision == "fp32":
-        return cls(threads=threads)
-    return cls(threads=threads, precision=precision)  # type: ignore[call-arg]
+    return cls(threads=threads, precision=precision)
 
 
 __all__ = ["PRECISIONS", "BuiltModel", "Runner", "Target", "get_target", "target_class", "target_names", "host_description"]

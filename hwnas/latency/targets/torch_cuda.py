@@ -19,8 +19,8 @@ from .base import BuiltModel, Runner, Target, static_op
 class TorchCudaTarget(Target):
     name = "torch-cuda"
 
-    def __init__(self, threads: int = 1, device: int = 0) -> None:
-        super().__init__(threads)
+    def __init__(self, threads: int = 1, device: int = 0, precision: str = "fp32") -> None:
+        super().__init__(threads, precision)
         reason = self.unavailable_reason()
         if reason:
             raise RuntimeError(f"torch-cuda target unavailable: {reason}")
