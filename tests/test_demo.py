@@ -2,6 +2,7 @@
 column filled, and the checks it prints are the issue's bars."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -11,13 +12,14 @@ from hwnas.demo.report import COLUMNS, Row, checks, markdown_table, parse_table
 
 NUMERIC = [c for c in COLUMNS if c not in ("runtime", "val acc from", "file kB fp32/int8", "fp32 check",
                                            "int8 (experimental)")]
-INT8_COLUMNS = ("int8 measured ms", "test acc % int8")
+INT8_COLUMNS = ("int8 LUT ms", "int8 measured ms", "int8 error %", "test acc % int8")
 
 
-def _row(runtime: str, budget: float, acc: float, error: float = 0.01) -> Row:
+def _row(runtime: str, budget: float, acc: float, error: float = 0.01, int8_error: float = -0.05) -> Row:
     return Row(runtime=runtime, budget=budget, lut_ms=budget, measured_ms=budget * (1 + error), error=error,
-               raw_error=error, int8_ms=budget * 2, predicted_acc=acc + 0.01, acc_source="predicted", test_acc=acc,
-               int8_acc=acc - 0.002,               int8_agreement=0.985, macs=12_000_000, kb=(2000.0, 700.0), fp32_passed=True, folder="export/x")
+               raw_error=error, int8_lut_ms=budget * 2, int8_ms=budget * 2 * (1 + int8_error), int8_error=int8_error,
+               predicted_acc=acc + 0.01, acc_source="predicted", test_acc=acc, int8_acc=acc - 0.002,
+               int8_agreement=0.985, macs=12_000_000, kb=(2000.0, 700.0), fp32_passed=True, folder="export/x")
 
 
 def test_table_round_trips_with_every_cell_filled():
@@ -34,7 +36,12 @@ def test_table_round_trips_with_every_cell_filled():
 def test_checks_flag_a_falling_accuracy_a_low_largest_budget_and_a_latency_miss():
     rows = [_row("ort-cpu", 0.3, 0.79), _row("ort-cpu", 0.8, 0.84), _row("ort-cpu", 1.5, 0.835, error=0.12)]
     held = [held for _, held, _ in checks(rows, {"ort-cpu": 0.25})]
-    assert held == [False, True, False, False]  # drop of 0.5 pts; 79% ≥ 78%; 83.5% < 84%; +12% latency
+    assert held == [False, True, False, False, True]  # drop of 0.5 pts; 79% ≥ 78%; 83.5% < 84%; +12% latency; int8 −5%
+    int8_miss = [_row("ort-cpu", 0.3, 0.79), _row("ort-cpu", 0.8, 0.84, int8_error=0.2)]
+    assert checks(int8_miss, {"ort-cpu": 0.25})[-1][:2] == ("ort-cpu: int8 measured latency within ±10% of the int8 LUT",
+                                                             False)
+    no_int8_lut = [dataclasses.replace(r, int8_lut_ms=None, int8_error=None) for r in rows]
+    assert len(checks(no_int8_lut, {"ort-cpu": 0.25})) == 4  # int8 timed but not priced: no int8 latency check
     below = checks(rows, {"ort-cpu": 0.4})[1]
     assert not below[1] and "below the smallest subnet" in below[2]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from ..space import get_space
 from .plots import plot_accuracy_latency, plot_fronts, plot_latency
 from .report import checks, console_table, result_rows, write_report
-from .stages import (RUNTIMES, SMOKE, SPACE, DemoSizes, budgets_for, export_stage, latency_range, profile_stage,
-                     profile_summary, search_stage, supernet_stage)
+from .stages import (RUNTIMES, SMOKE, SPACE, DemoSizes, budgets_for, export_stage, int8_lut_stage, latency_range,
+                     profile_stage, profile_summary, search_stage, supernet_stage)
 
 __all__ = ["SMOKE", "DemoSizes", "run_demo"]
 
@@ -43,7 +43,7 @@ def run_demo(out: Path, sizes: DemoSizes = DemoSizes(), supernet: str | None = N
     space = get_space(SPACE)
     print(f"[space] {space.name}: {space.num_blocks} block slots, kernels {space.ks}, expand {space.expand}, "
           f"depth {space.depth}, resolutions {space.resolutions}; {len(space.all_signatures())} distinct operators")
-    luts = {}
+    luts, int8_luts = {}, {}
     seconds: dict[str, float] = {}
     with timed(seconds, "latency tables"):
         for runtime in RUNTIMES:
@@ -51,13 +51,16 @@ def run_demo(out: Path, sizes: DemoSizes = DemoSizes(), supernet: str | None = N
             if lut is None:
                 raise RuntimeError(f"no {runtime} LUT for this CPU and profiling is off: run hwnas demo without --smoke")
             luts[runtime] = lut
+            int8_lut = int8_lut_stage(runtime, any_cpu=not sizes.profile) if sizes.int8 else None
+            if int8_lut is not None:
+                int8_luts[runtime] = int8_lut
     with timed(seconds, "supernet"):
         chosen = supernet_stage(out, supernet, train, sizes)
     with timed(seconds, "search"):
         searches = {runtime: search_stage(out, runtime, chosen, luts,
                                           budgets_for(luts[runtime], sizes.budget_fractions), sizes)
                     for runtime in RUNTIMES}
-    reports = export_stage(out, chosen, searches, luts, sizes, seconds)
+    reports = export_stage(out, chosen, searches, luts, sizes, seconds, int8_luts)
     rows = result_rows(searches, reports)
     plot_fronts(searches, rows, out / "pareto.png")
     plot_latency(rows, out / "latency.png")
@@ -68,8 +71,9 @@ def run_demo(out: Path, sizes: DemoSizes = DemoSizes(), supernet: str | None = N
     formats = next(iter(reports.values()))["formats"]
     test_images = formats["onnx"]["test_images"]
     int8_images = f"{formats['onnx_int8']['test_images']:,}" if "onnx_int8" in formats else "none (not exported)"
-    report = write_report(out, chosen, searches, rows, verdicts, [profile_summary(p) for p in luts.values()],
-                          time.time() - start, f"{cpu_model()}", test_images, int8_images, seconds)
+    profiles = [profile_summary(p) for p in [*luts.values(), *int8_luts.values()]]
+    report = write_report(out, chosen, searches, rows, verdicts, profiles, time.time() - start, f"{cpu_model()}",
+                          test_images, int8_images, seconds)
     print(console_table(rows))
     for what, held, figures in verdicts:
         print(f"[check] {'held' if held else 'NOT HELD'}: {what} — {figures}")

@@ -15,6 +15,8 @@ from ..space import get_space
 SPACE = "tiny-mbv3"
 RUNTIMES = ("ort-cpu", "tflite")                # a search, and a Pareto front, per runtime
 FORMAT_OF = {"ort-cpu": "onnx", "tflite": "tflite"}
+DEMO_TFLITE_INT8 = "static"  # full integer: one XNNPACK partition, about fp32's speed, priced by the int8 LUT;
+                             # dynamic range agrees better with fp32 but runs ~3× slower (benchmarks/int8.py)
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "device_profiles"
 DEFAULT_SUPERNET = "tiny-mbv3-cifar10"
 
@@ -29,7 +31,7 @@ class DemoSizes:
     generations: int = 500
     calib_images: int = 100                  # int8 calibration
     test_images: int | None = None           # None: the whole shipped test set
-    int8_test_images: int | None = 1000      # of those, for the int8 files (TFLite dynamic int8 runs ~3× slower than fp32)
+    int8_test_images: int | None = None      # of those, for the int8 files (None: all)
     profile: bool = True                     # profile this CPU when no cached LUT of it exists
     int8: bool = True
     max_steps_per_phase: int | None = None   # --train: None is the whole quick schedule
@@ -99,6 +101,18 @@ def profile_stage(out: Path, target_name: str, space_name: str = SPACE, measure:
     low, high = LatencyPredictor(space, table).predict([space.min_arch(), space.max_arch()])
     print(f"[profile] {target_name}: predicted latency smallest subnet {low:.3f} ms, largest {high:.3f} ms")
     return lut
+
+
+def int8_lut_stage(target_name: str, space_name: str = SPACE, any_cpu: bool = False) -> Path | None:
+    """The shipped int8 LUT of ``target_name`` when it was measured on this CPU model (or on any, with ``any_cpu``):
+    it prices the demo's int8 files. None otherwise: their latency is then measured but not predicted (the demo
+    does not profile int8, which takes 3–5 min per runtime: ``hwnas profile --precision int8``)."""
+    shipped = REPO_PROFILES / f"{target_name}-1t-{space_name}-int8" / "lut.json"
+    if not shipped.exists() or not (any_cpu or _same_cpu(shipped)):
+        print(f"[profile] {target_name} int8: no LUT of this CPU shipped; int8 files are timed, not predicted")
+        return None
+    print(f"[profile] {target_name} int8: using the shipped {shipped.parent.name} to price the int8 files")
+    return shipped
 
 
 def supernet_stage(out: Path, supernet: str | None, train: bool, sizes: DemoSizes) -> Supernet:
@@ -206,9 +220,12 @@ def _export_unmeasured(options: Any) -> str:
 
 
 def export_stage(out: Path, supernet: Supernet, searches: dict[str, dict[str, Any]], luts: dict[str, Path],
-                 sizes: DemoSizes, seconds: dict[str, float] | None = None) -> dict[str, dict[str, Any]]:
+                 sizes: DemoSizes, seconds: dict[str, float] | None = None,
+                 int8_luts: dict[str, Path] | None = None) -> dict[str, dict[str, Any]]:
     """Every chosen subnet (once, however many budgets chose it) to ONNX and TFLite, fp32 and int8, verified
     against PyTorch on the shipped test images, then timed on both runtimes; finished bundles are reused.
+    int8 TFLite is full integer (``DEMO_TFLITE_INT8``), the form the int8 LUT prices; ``int8_luts`` price the
+    int8 files next to ``luts`` pricing the fp32 ones.
 
     Building and verifying (BN recalibration, quantization, every test image through every file) is most of
     the demo's time and does not care what else runs: it goes to ``sizes.workers`` processes at once. Timing
@@ -234,8 +251,8 @@ def export_stage(out: Path, supernet: Supernet, searches: dict[str, dict[str, An
     macs = {key: space.macs(space.arch(json.loads(key))) for key in folders}
     todo = [ExportOptions(supernet=supernet.path, out=str(folders[key]), arch=json.loads(key), int8=sizes.int8,
                           calib_images=sizes.calib_images, test_images=sizes.test_images,
-                          int8_test_images=sizes.int8_test_images, luts=[str(p) for p in luts.values()],
-                          measure=False, threads=1 if sizes.workers > 1 else None, progress=False)
+                          int8_test_images=sizes.int8_test_images, tflite_int8=DEMO_TFLITE_INT8,
+                          luts=[str(p) for p in [*luts.values(), *(int8_luts or {}).values()]], measure=False, threads=1 if sizes.workers > 1 else None, progress=False)
             for key in sorted(folders, key=macs.__getitem__, reverse=True)  # the longest first: the workers
             if reports[key] is None]                                        # finish together
     if todo:
@@ -260,7 +277,8 @@ def _finished(folder: Path, key: str) -> dict[str, Any] | None:
     """The report of an earlier export of this arch into ``folder`` (timed or not), else None."""
     path = folder / "report.json"
     report = read_json(path) if path.exists() else None
-    if report is None or arch_key(report["arch"]) != key or not all("timing" in f for f in report["formats"].values()):
+    if (report is None or arch_key(report["arch"]) != key or not all("timing" in f for f in report["formats"].values())
+            or report.get("options", {}).get("tflite_int8") != DEMO_TFLITE_INT8):
         return None
     print(f"[export] reusing {folder}" + ("" if report.get("measured") else " (not yet timed)"))
     return report
