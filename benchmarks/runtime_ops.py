@@ -1,6 +1,6 @@
 """Op-level profiles behind issue 31's two speed gaps: TFLite's 7×7 depthwise, and int8 that is not faster.
 
-    python benchmarks/runtime_ops.py          # ~1 min, 1 thread
+    python benchmarks/runtime_ops.py          # ~1.5 min, 1 thread
 
 1. **One depthwise convolution per model** (k3/k5/k7 on four tiny-mbv3 shapes): LiteRT with XNNPACK, LiteRT with
    its builtin kernels only, and onnxruntime, all timed interleaved in one process. A single op in a file of its
@@ -9,6 +9,8 @@
    as export writes it): kernel time per op kind, convolutions split into depthwise-k and dense-k. It shows
    where an int8 file's time goes: the convolutions themselves, and the quantise/dequantise and float ops
    between them.
+3. **int8 against fp32 on ofa-mbv3-w1.0** (224 px, smallest and largest subnet), both runtimes: whether int8
+   gains where the layers are larger than tiny-mbv3's.
 
 Weights are seeded random (timing depends on shapes only); int8 is calibrated on 8 seeded random inputs, as the
 int8 LUTs are. The accuracy of int8 files is `benchmarks/int8.py`'s, on the trained zoo supernet.
@@ -50,7 +52,10 @@ def tflite_call(model: bytes, xnnpack: bool, rng: np.random.Generator) -> tuple[
     interpreter = Interpreter(model_content=model, num_threads=1, experimental_op_resolver_type=resolver)
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(detail["index"], rng.standard_normal(detail["shape"]).astype(np.float32))
+    if detail["dtype"] == np.int8:  # a full-integer file takes int8
+        interpreter.set_tensor(detail["index"], rng.integers(-128, 128, detail["shape"], dtype=np.int8))
+    else:
+        interpreter.set_tensor(detail["index"], rng.standard_normal(detail["shape"]).astype(np.float32))
     partitions = sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
     return interpreter.invoke, partitions
 
@@ -219,12 +224,42 @@ def ort_int8_section() -> list[str]:
     ]
 
 
+def int8_speed_section(space_name: str = "ofa-mbv3-w1.0", resolution: int = 224) -> list[str]:
+    """fp32 against int8 on both runtimes (ONNX QDQ U8S8, full-integer TFLite, as export and the int8 LUTs write
+    them) for a larger space's smallest and largest subnet, timed interleaved."""
+    from hwnas.latency.targets.base import static_subnet
+    from hwnas.latency.targets.ort_cpu import OrtCpuTarget
+    from hwnas.latency.targets.tflite import TfliteTarget
+    from hwnas.space import get_space
+
+    space, rng, rows = get_space(space_name), np.random.default_rng(0), []
+    for name, arch in (("smallest", space.min_arch(resolution)), ("largest", space.max_arch(resolution))):
+        subnet = static_subnet(space.signatures(arch), seed=0)
+        calls = {}
+        for runtime, target in (("ort", OrtCpuTarget), ("tflite", TfliteTarget)):
+            for precision in ("fp32", "int8"):
+                model = target(threads=1, precision=precision).build_subnet(subnet, arch.r).payload
+                calls[f"{runtime} {precision}"] = ort_call(model, rng) if runtime == "ort" else tflite_call(model, True, rng)[0]
+        us = interleaved_us(calls, rounds=10, per_round=5)
+        rows.append(f"| {name} (r{arch.r}, {space.macs(arch) / 1e6:.0f} M MACs) | {us['ort fp32'] / 1e3:.2f} "
+                    f"| {us['ort int8'] / 1e3:.2f} | {us['ort fp32'] / us['ort int8']:.2f}× | {us['tflite fp32'] / 1e3:.2f} "
+                    f"| {us['tflite int8'] / 1e3:.2f} | {us['tflite fp32'] / us['tflite int8']:.2f}× |")
+    return [
+        f"### int8 against fp32 on a larger space: `{space_name}` at {resolution} px\n",
+        "Seeded random weights, int8 calibrated on 8 random inputs (latency depends on shapes only). fp32 / int8 > 1 "
+        "means int8 is faster; the goal is ≥ 1.3× for the largest subnet.\n",
+        "| subnet | ort fp32 ms | ort int8 ms | ort fp32 / int8 | TFLite fp32 ms | TFLite int8 ms | TFLite fp32 / int8 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *rows, "",
+    ]
+
+
 def main() -> int:
     sys.path.insert(0, str(ROOT))
     load, started = os.getloadavg()[0], time.time()
     lines = ["## Runtime op profiles (`benchmarks/runtime_ops.py`)\n",
              f"1 thread, batch 1; load average {load:.2f} at start.\n",
-             *depthwise_section(), *ort_int8_section(),
+             *depthwise_section(), *ort_int8_section(), *int8_speed_section(),
              f"({time.time() - started:.0f} s.)"]
     print("\n".join(lines))
     return 0
