@@ -84,3 +84,27 @@ def test_smoke_demo_train_path_trains_then_fits_its_own_predictor(tmp_path, caps
     assert "[train]" in printed and "[zoo]" not in printed
     assert (out / "accuracy_predictor.safetensors").exists() and (out / "training.png").exists()
     assert len(parse_table((out / "report.md").read_text())) == 4
+
+
+def test_int8_lut_stage_finds_the_shipped_int8_lut_and_says_when_there_is_none(tmp_path, monkeypatch, capsys):
+    from hwnas.demo import stages
+    from hwnas.latency import LatencyTable
+
+    found = stages.int8_lut_stage("ort-cpu", any_cpu=True)
+    assert found is not None and found.parent.name == "ort-cpu-1t-tiny-mbv3-int8"
+    assert LatencyTable.load(found).precision == "int8"
+    monkeypatch.setattr(stages, "REPO_PROFILES", tmp_path)  # no profiles shipped
+    assert stages.int8_lut_stage("tflite", any_cpu=True) is None
+    assert "timed, not predicted" in capsys.readouterr().out
+
+
+def test_an_export_of_another_tflite_int8_mode_is_not_reused(tmp_path):
+    from hwnas.demo import stages
+
+    arch = {"ks": [3], "e": [3], "d": [1], "r": 32}
+    report = {"arch": arch, "formats": {"onnx": {"timing": {}}}, "options": {"tflite_int8": "dynamic"}}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert stages._finished(tmp_path, stages.arch_key(arch)) is None
+    report["options"]["tflite_int8"] = stages.DEMO_TFLITE_INT8
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert stages._finished(tmp_path, stages.arch_key(arch)) == report
