@@ -38,13 +38,12 @@ def main() -> int:
     from hwnas.nn import load_supernet
     from hwnas.space import Arch
     from hwnas.zoo.entry import resolve_supernet
-    from runtime_ops import interleaved_us, ort_call, tflite_call
+    from runtime_ops import interleaved_ms, ort_runner, tflite_runner
 
     torch.set_num_threads(1)
     supernet = resolve_supernet("tiny-mbv3-cifar10")
     load, started = os.getloadavg()[0], time.time()
     rows = []
-    rng = np.random.default_rng(0)
     space = load_supernet(supernet).space
     largest = space.max_arch()
     middle = sorted(space.expand)[len(space.expand) // 2]
@@ -61,16 +60,17 @@ def main() -> int:
             path = Path(tmp) / "theirs.tflite"
             converted.export(str(path))
             theirs = path.read_bytes()
-        calls = {"hwnas": tflite_call(ours, True, rng), "litert": tflite_call(theirs, True, rng)}
-        us = interleaved_us({"hwnas": calls["hwnas"][0], "litert-torch": calls["litert"][0],
-                             "ort": ort_call(module_to_onnx(module, shape, dynamic_batch=False), rng)}, rounds=20)
-        rows.append(f"| {name} (r{arch.r}, {space.macs(arch) / 1e6:.1f} M MACs) | {us['hwnas'] / 1e3:.3f} "
-                    f"({calls['hwnas'][1]}) | {us['litert-torch'] / 1e3:.3f} ({calls['litert'][1]}) | {us['ort'] / 1e3:.3f} "
-                    f"| {us['hwnas'] / us['litert-torch']:.2f}× | {us['hwnas'] / us['ort']:.2f}× |")
+        runners = {"hwnas": tflite_runner(ours), "litert-torch": tflite_runner(theirs),
+                   "ort": ort_runner(module_to_onnx(module, shape, dynamic_batch=False), shape)}
+        partitions = {name: runners[name].delegation()["delegate_nodes"] for name in ("hwnas", "litert-torch")}
+        ms = interleaved_ms(runners)
+        rows.append(f"| {name} (r{arch.r}, {space.macs(arch) / 1e6:.1f} M MACs) | {ms['hwnas']:.3f} "
+                    f"({partitions['hwnas']}) | {ms['litert-torch']:.3f} ({partitions['litert-torch']}) | {ms['ort']:.3f} "
+                    f"| {ms['hwnas'] / ms['litert-torch']:.2f}× | {ms['hwnas'] / ms['ort']:.2f}× |")
         print(rows[-1], flush=True)
     print("\n".join([
         "## TFLite fp32: hwnas's writer against litert-torch (`benchmarks/_litert_torch_compare.py`)\n",
-        f"Zoo `tiny-mbv3-cifar10` subnets, batch 1, 1 thread, interleaved; load {load:.2f} at start; "
+        f"Zoo `tiny-mbv3-cifar10` subnets, batch 1, 1 thread, the LUTs' runners and protocol (8 shuffled passes, lowest trimmed mean); load {load:.2f} at start; "
         f"{time.time() - started:.0f} s. ms (XNNPACK partitions).\n",
         "| subnet | hwnas TFLite ms | litert-torch TFLite ms | onnxruntime ms | hwnas / litert-torch | hwnas / ort |",
         "|---|---:|---:|---:|---:|---:|", *rows]))

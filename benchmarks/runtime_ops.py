@@ -3,7 +3,8 @@
     python benchmarks/runtime_ops.py          # ~1.5 min, 1 thread
 
 1. **One depthwise convolution per model** (k3/k5/k7 on four tiny-mbv3 shapes): LiteRT with XNNPACK, LiteRT with
-   its builtin kernels only, and onnxruntime, all timed interleaved in one process. A single op in a file of its
+   its builtin kernels only, and onnxruntime, timed in one process with the LUTs' runners and protocol (8 passes in
+   a shuffled order, lowest trimmed mean: ``interleaved_ms``). A single op in a file of its
    own is one XNNPACK partition with nothing around it, so whatever the ratio is, it is the kernel's.
 2. **onnxruntime's own profiler on the largest tiny-mbv3 subnet**, fp32 against int8 (QDQ U8S8 per channel,
    as export writes it): kernel time per op kind, convolutions split into depthwise-k and dense-k. It shows
@@ -24,7 +25,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -44,22 +44,6 @@ def depthwise_graph(channels: int, size: int, kernel: int, stride: int, act: str
     return graph
 
 
-def tflite_call(model: bytes, xnnpack: bool, rng: np.random.Generator) -> tuple[Callable[[], None], int]:
-    """An ``invoke`` with its input set, and how many XNNPACK partitions the file was cut into."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interpreter = Interpreter(model_content=model, num_threads=1, experimental_op_resolver_type=resolver)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    if detail["dtype"] == np.int8:  # a full-integer file takes int8
-        interpreter.set_tensor(detail["index"], rng.integers(-128, 128, detail["shape"], dtype=np.int8))
-    else:
-        interpreter.set_tensor(detail["index"], rng.standard_normal(detail["shape"]).astype(np.float32))
-    partitions = sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
-    return interpreter.invoke, partitions
-
-
 def one_op_tflite(graph) -> bytes:
     """The file with a large depthwise kernel written as one op, not split into row bands as export writes it."""
     from hwnas.formats import tflite_writer
@@ -72,47 +56,37 @@ def one_op_tflite(graph) -> bytes:
         tflite_writer.MAX_DEPTHWISE_TAPS = split_above
 
 
-def ort_session(model: bytes, profile_prefix: str | None = None):
-    import onnxruntime as ort
+def ort_options():
+    """The session options the ort-cpu LUTs are timed with (1 thread, ORT_ENABLE_ALL, no spinning)."""
+    from hwnas.latency.targets.ort_cpu import OrtCpuTarget
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    if profile_prefix:
-        options.enable_profiling = True
-        options.profile_file_prefix = profile_prefix
-        options.optimized_model_filepath = profile_prefix + "-optimized.onnx"
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return OrtCpuTarget(threads=1).session_options()
 
 
-def ort_call(model: bytes, rng: np.random.Generator) -> Callable[[], object]:
-    session = ort_session(model)
-    spec = session.get_inputs()[0]
-    feed = {spec.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in spec.shape]).astype(np.float32)}
-    return lambda: session.run(None, feed)
+def ort_runner(model: bytes, input_shape: tuple[int, ...]):
+    from hwnas.latency.targets.ort_cpu import OrtRunner
+
+    return OrtRunner(model, ort_options(), input_shape)
 
 
-def interleaved_us(calls: dict[str, Callable[[], object]], rounds: int = 15, per_round: int = 40) -> dict[str, float]:
-    """25th percentile over ``rounds`` of the mean µs per call, the calls taking turns round by round."""
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            for _ in range(3):
-                call()
-            start = time.perf_counter_ns()
-            for _ in range(per_round):
-                call()
-            samples[name].append((time.perf_counter_ns() - start) / per_round / 1e3)
-    return {name: float(np.percentile(values, 25)) for name, values in samples.items()}
+def tflite_runner(model: bytes, xnnpack: bool = True):
+    from hwnas.latency.targets.tflite import TfliteRunner
+
+    return TfliteRunner(model, threads=1, xnnpack=xnnpack)
 
 
-def tflite_writer_ops(model: bytes) -> list[str]:
-    """The builtin op names of a TFLite file, in order."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+def interleaved_ms(runners: dict, passes: int = 8, seed: int = 0) -> dict[str, float]:
+    """ms per run of each runner, the profiler's statistic: every pass times each runner once under the LUTs'
+    protocol (``hwnas.latency.protocol.measure``) in a shuffled order, and the lowest trimmed mean is kept."""
+    from hwnas.latency.protocol import Protocol, measure
 
-    interpreter = Interpreter(model_content=model, num_threads=1,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interpreter.allocate_tensors()
-    return [op["op_name"] for op in interpreter._get_ops_details()]
+    names = list(runners)
+    means: dict[str, list[float]] = {name: [] for name in names}
+    rng = np.random.default_rng(seed)
+    for _ in range(passes):
+        for index in rng.permutation(len(names)):
+            means[names[index]].append(measure(runners[names[index]], Protocol()).mean)
+    return {name: min(values) for name, values in means.items()}
 
 
 def depthwise_section() -> list[str]:
@@ -125,12 +99,13 @@ def depthwise_section() -> list[str]:
         for kernel in KERNELS:
             graph = depthwise_graph(channels, size, kernel, stride, act, rng)
             tflite, onnx_model = graph_to_tflite(graph), graph_to_onnx(graph, dynamic_batch=False)
-            ops = len(tflite_writer_ops(tflite))
-            xnnpack, partitions = tflite_call(tflite, True, rng)
-            calls = {"xnnpack": xnnpack, "builtin": tflite_call(tflite, False, rng)[0], "ort": ort_call(onnx_model, rng)}
+            runners = {"xnnpack": tflite_runner(tflite), "builtin": tflite_runner(tflite, xnnpack=False),
+                       "ort": ort_runner(onnx_model, graph.input_shape)}
+            ops = len(runners["builtin"].delegation()["ops"])
+            partitions = runners["xnnpack"].delegation()["delegate_nodes"]
             if ops > 1:
-                calls["one_op"] = tflite_call(one_op_tflite(graph), True, rng)[0]
-            us = interleaved_us(calls)
+                runners["one_op"] = tflite_runner(one_op_tflite(graph))
+            us = {name: 1e3 * ms for name, ms in interleaved_ms(runners).items()}
             macs = channels * (size // stride) ** 2 * kernel * kernel
             per_mac[kernel].append(us["xnnpack"] / us["ort"])
             one_op = f"{us['one_op']:.1f}" if "one_op" in us else "–"
@@ -159,9 +134,15 @@ def profile_kinds(model: bytes, runs: int = 300) -> tuple[dict[str, float], floa
     """µs per run of each op kind (depthwise convs as dwK, dense as convK) from onnxruntime's profiler."""
     import onnx
 
+    import onnxruntime as ort
+
     with tempfile.TemporaryDirectory(prefix="hwnas-ortprof-") as tmp:
         prefix = str(Path(tmp) / "profile")
-        session = ort_session(model, prefix)
+        options = ort_options()
+        options.enable_profiling = True
+        options.profile_file_prefix = prefix
+        options.optimized_model_filepath = prefix + "-optimized.onnx"
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         spec = session.get_inputs()[0]
         feed = {spec.name: np.random.default_rng(0).standard_normal(spec.shape).astype(np.float32)}
         for _ in range(runs):
@@ -232,15 +213,15 @@ def int8_speed_section(space_name: str = "ofa-mbv3-w1.0", resolution: int = 224)
     from hwnas.latency.targets.tflite import TfliteTarget
     from hwnas.space import get_space
 
-    space, rng, rows = get_space(space_name), np.random.default_rng(0), []
+    space, rows = get_space(space_name), []
     for name, arch in (("smallest", space.min_arch(resolution)), ("largest", space.max_arch(resolution))):
         subnet = static_subnet(space.signatures(arch), seed=0)
-        calls = {}
-        for runtime, target in (("ort", OrtCpuTarget), ("tflite", TfliteTarget)):
+        runners = {}
+        for runtime, target_class in (("ort", OrtCpuTarget), ("tflite", TfliteTarget)):
             for precision in ("fp32", "int8"):
-                model = target(threads=1, precision=precision).build_subnet(subnet, arch.r).payload
-                calls[f"{runtime} {precision}"] = ort_call(model, rng) if runtime == "ort" else tflite_call(model, True, rng)[0]
-        us = interleaved_us(calls, rounds=10, per_round=5)
+                target = target_class(threads=1, precision=precision)
+                runners[f"{runtime} {precision}"] = target.runner(target.build_subnet(subnet, arch.r))
+        us = {key: 1e3 * ms for key, ms in interleaved_ms(runners).items()}
         rows.append(f"| {name} (r{arch.r}, {space.macs(arch) / 1e6:.0f} M MACs) | {us['ort fp32'] / 1e3:.2f} "
                     f"| {us['ort int8'] / 1e3:.2f} | {us['ort fp32'] / us['ort int8']:.2f}× | {us['tflite fp32'] / 1e3:.2f} "
                     f"| {us['tflite int8'] / 1e3:.2f} | {us['tflite fp32'] / us['tflite int8']:.2f}× |")
