@@ -1,5 +1,5 @@
-"""TFLite fp32 of the largest and the k7-, k5- and k3-heavy tiny-mbv3 zoo subnets: hwnas's writer against litert-torch's converter,
-and onnxruntime on hwnas's ONNX file, timed side by side (1 thread, batch 1, XNNPACK for both TFLite files).
+"""TFLite fp32 of the largest and the k7-, k5- and k3-heavy tiny-mbv3 zoo subnets: hwnas's writer against litert-torch's
+converter, and onnxruntime on hwnas's ONNX file, timed side by side (1 thread, batch 1, XNNPACK for both TFLite files).
 
 Needs the optional extra (``pip install -e '.[convert]'``: litert-torch, ≈2 GB with jax), so it is not part of
 ``make bench`` (the leading underscore); run it in an environment that has it:
@@ -70,7 +70,8 @@ def main() -> int:
         print(rows[-1], flush=True)
     print("\n".join([
         "## TFLite fp32: hwnas's writer against litert-torch (`benchmarks/_litert_torch_compare.py`)\n",
-        f"Zoo `tiny-mbv3-cifar10` subnets, batch 1, 1 thread, the LUTs' runners and protocol (8 shuffled passes, lowest trimmed mean); load {load:.2f} at start; "
+        "Zoo `tiny-mbv3-cifar10` subnets, batch 1, 1 thread, the LUTs' runners and protocol (8 shuffled passes, lowest "
+        f"trimmed mean); load {load:.2f} at start; "
         f"{time.time() - started:.0f} s. ms (XNNPACK partitions).\n",
         "| subnet | hwnas TFLite ms | litert-torch TFLite ms | onnxruntime ms | hwnas / litert-torch | hwnas / ort |",
         "|---|---:|---:|---:|---:|---:|", *rows]))

@@ -111,7 +111,8 @@ def depthwise_section() -> list[str]:
             one_op = f"{us['one_op']:.1f}" if "one_op" in us else "–"
             rows.append(f"| {channels}×{size}×{size}, stride {stride}, {act} | {kernel}×{kernel} | {macs / 1e3:.0f} "
                         f"| {ops} / {partitions} | {us['xnnpack']:.1f} | {one_op} | {us['builtin']:.1f} | {us['ort']:.1f} "
-                        f"| {us['xnnpack'] / us['ort']:.2f}× | {1e6 * us['xnnpack'] / macs:.0f} | {1e6 * us['ort'] / macs:.0f} |")
+                        f"| {us['xnnpack'] / us['ort']:.2f}× | {1e6 * us['xnnpack'] / macs:.0f} "
+                        f"| {1e6 * us['ort'] / macs:.0f} |")
     summary = "; ".join(f"{k}×{k} {min(v):.2f}–{max(v):.2f}×" for k, v in per_mac.items())
     return [
         "### One depthwise convolution per model: XNNPACK against onnxruntime\n",
@@ -180,7 +181,8 @@ def ort_int8_section() -> list[str]:
     rows = []
     for kind in conv_kinds:
         fp32, int8 = profiles["fp32"][0].get(kind, 0.0), profiles["int8"][0].get(kind, 0.0)
-        rows.append(f"| {kind} | {fp32:.0f} | {int8:.0f} | {fp32 / int8:.2f}× |" if int8 else f"| {kind} | {fp32:.0f} | – | – |")
+        ratio = f"{int8:.0f} | {fp32 / int8:.2f}×" if int8 else "– | –"
+        rows.append(f"| {kind} | {fp32:.0f} | {ratio} |")
     rest = {p: sum(v for k, v in prof.items() if k not in conv_kinds) for p, (prof, _) in profiles.items()}
     between = ", ".join(f"{k} {v:.0f}" for k, v in sorted(profiles["int8"][0].items(), key=lambda t: -t[1])
                         if k not in conv_kinds)

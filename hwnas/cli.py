@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
+from .latency.table import PRECISIONS
 from .space import Arch, get_space, list_spaces
 
 
@@ -453,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--space", required=True, choices=list_spaces())
     prof.add_argument("--resolutions", help="comma-separated subset of the space's resolutions (default: all)")
     prof.add_argument("--threads", type=int, default=1, help="runtime threads, pinned (default 1)")
-    prof.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+    prof.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
                       help="int8: every op quantised as export writes int8 files (ort-cpu QDQ, tflite full integer)")
     prof.add_argument("--passes", type=int, default=8, help="interleaved timing windows per op (default 8)")
     prof.add_argument("--seed", type=int, default=0)
@@ -541,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--measure", action="store_true",
                         help="re-measure the found archs end to end here, on each LUT's own runtime and threads")
     search.add_argument("--seed", type=int, default=0)
-    search.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+    search.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
                         help="the deployed model's precision: every --lut must price it (int8: `profile --precision int8`)")
     search.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     search.set_defaults(func=_cmd_search)

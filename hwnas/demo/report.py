@@ -187,8 +187,9 @@ TFLite, calibrated on training images; "int8 LUT ms" is the runtime's int8 LUT's
 
 int8 is **experimental**: the int8 files are verified (top-1 agreement with PyTorch, bar 98%: full-integer files
 often land at 96–97.5%) and timed, but on this kind of x86 CPU neither runtime's int8 beats its fp32 at these sizes
-(onnxruntime's int8 depthwise kernels are slower than its fp32 ones: `benchmarks/runtime_ops.py`). fp32 files must match PyTorch's logits within 1e-4. Bundles (model files, `run.py`,
-`README.md`, `report.json`): `export/<runtime>-<budget>ms/`.
+(onnxruntime's int8 depthwise kernels are slower than its fp32 ones: `benchmarks/runtime_ops.py`). fp32 files
+must match PyTorch's logits within 1e-4. Bundles (model files, `run.py`, `README.md`, `report.json`):
+`export/<runtime>-<budget>ms/`.
 
 ## Checks
 

@@ -252,7 +252,8 @@ def export_stage(out: Path, supernet: Supernet, searches: dict[str, dict[str, An
     todo = [ExportOptions(supernet=supernet.path, out=str(folders[key]), arch=json.loads(key), int8=sizes.int8,
                           calib_images=sizes.calib_images, test_images=sizes.test_images,
                           int8_test_images=sizes.int8_test_images, tflite_int8=DEMO_TFLITE_INT8,
-                          luts=[str(p) for p in [*luts.values(), *(int8_luts or {}).values()]], measure=False, threads=1 if sizes.workers > 1 else None, progress=False)
+                          luts=[str(p) for p in [*luts.values(), *(int8_luts or {}).values()]], measure=False,
+                          threads=1 if sizes.workers > 1 else None, progress=False)
             for key in sorted(folders, key=macs.__getitem__, reverse=True)  # the longest first: the workers
             if reports[key] is None]                                        # finish together
     if todo:

@@ -95,7 +95,8 @@ def default_luts(space_name: str) -> list[str]:
     return [str(p) for p in (REPO_PROFILES / folder / "lut.json" for folder in folders) if p.is_file()]
 
 
-def _pricing(subnet: PreparedSubnet, lut_paths: list[str]) -> tuple[dict[str, float], dict[str, str], dict[tuple[str, str], dict]]:
+def _pricing(subnet: PreparedSubnet,
+             lut_paths: list[str]) -> tuple[dict[str, float], dict[str, str], dict[tuple[str, str], dict]]:
     """Predicted latency of the arch per LUT, the LUT ids, and per (runtime target, precision) the LUT that prices
     it (the first given)."""
     predicted, ids, by_target = {}, {}, {}

@@ -23,6 +23,7 @@ from . import lut_file
 
 SCHEMA_VERSION = lut_file.SCHEMA_VERSION
 STAT_FIELDS = lut_file.STAT_FIELDS
+PRECISIONS = ("fp32", "int8")  # what a table's entries can price (metadata "precision"; absent: fp32)
 
 
 def device_name(lut: str | os.PathLike[str]) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from torch import nn
 
 from ...space import OpSignature
+from ..table import PRECISIONS
 
 
 @dataclass
@@ -49,7 +50,6 @@ class Runner(abc.ABC):
         self.close()
 
 
-PRECISIONS = ("fp32", "int8")
 CALIBRATION_SAMPLES = 8  # seeded random inputs that set an int8 model's ranges (see calibration_inputs)
 
 

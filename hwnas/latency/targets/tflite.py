@@ -64,7 +64,8 @@ class TfliteTarget(Target):
     def describe(self) -> dict[str, Any]:
         return {"name": RUNTIME_NAME, "version": _litert_version(),
                 "provider": "XNNPACK" if self.xnnpack else "builtin (no delegate)", "threads": self.threads,
-                "precision": self.precision, "layout": "NHWC", "batch": 1, "timer": "time.perf_counter_ns around the native Invoke",
+                "precision": self.precision, "layout": "NHWC", "batch": 1,
+                "timer": "time.perf_counter_ns around the native Invoke",
                 "format": "hwnas tflite_writer (schema v3)",
                 "caveat": "each timed run includes LiteRT's per-invoke overhead (sub-µs per model)",
                 **({"quantization": "full integer (ai-edge-quantizer static_wi8_ai8, h-swish as ADD/MUL), "
